@@ -1,0 +1,77 @@
+"""Running a Function on an array namespace.
+
+A function is compiled once per backend into a flat list of steps over numbered slots;
+each step frees the slots whose last reader it is, so peak memory follows the IR's
+liveness, and running a cached plan costs little more than the array calls themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from engine import backend
+from engine.errors import NUMERIC, EngineError
+from engine.ir import Function, Literal, Var
+
+
+class Plan:
+    def __init__(self, fn: Function, xp: Any):
+        self.xp = xp
+        slots: dict[Var, int] = {v: i for i, v in enumerate(fn.inputs)}
+        constants: list[tuple[int, Any]] = []
+
+        def slot_of(atom) -> int:
+            if isinstance(atom, Literal):
+                constants.append((len(slots) + len(constants), xp.asarray(atom.value, dtype=getattr(xp, atom.dtype))))
+                return constants[-1][0]
+            return slots[atom]
+
+        last_reader: dict[Var, int] = {}
+        for index, eqn in enumerate(fn.equations):
+            for atom in eqn.inputs:
+                if isinstance(atom, Var):
+                    last_reader[atom] = index
+        kept = {o for o in fn.outputs if isinstance(o, Var)}
+
+        self.steps = []
+        for index, eqn in enumerate(fn.equations):
+            inputs = tuple(slot_of(a) for a in eqn.inputs)
+            out = len(slots) + len(constants)
+            slots[eqn.output] = out
+            freed = tuple(
+                slots[a] for a in {a for a in eqn.inputs if isinstance(a, Var)} if last_reader[a] == index and a not in kept
+            )
+            self.steps.append((eqn.primitive.impl, inputs, eqn.kwargs, out, freed, eqn))
+        self.outputs = tuple(slot_of(o) for o in fn.outputs)
+        self.constants = constants
+        self.size = len(slots) + len(constants)
+        self.arity = len(fn.inputs)
+
+    def run(self, args: Sequence[Any]) -> list[Any]:
+        xp = self.xp
+        values: list[Any] = [None] * self.size
+        values[: self.arity] = args
+        for index, constant in self.constants:
+            values[index] = constant
+        with backend.quiet():
+            for impl, inputs, params, out, freed, eqn in self.steps:
+                try:
+                    values[out] = impl(xp, *[values[i] for i in inputs], **params)
+                except (ArithmeticError, ValueError, RuntimeError) as error:
+                    message = f"{eqn.primitive.name} failed: {error}"
+                    raise EngineError(NUMERIC, message, eqn.location) from None
+                for i in freed:
+                    values[i] = None
+        return [values[i] for i in self.outputs]
+
+
+@lru_cache(maxsize=512)
+def plan(fn: Function, backend_name: str) -> Plan:
+    return Plan(fn, backend.namespace(backend_name))
+
+
+def run(fn: Function, args: Sequence[Any], backend_name: str = "numpy") -> list[Any]:
+    """Run `fn` on backend arrays (in input order); returns backend arrays."""
+    return plan(fn, backend_name).run(args)

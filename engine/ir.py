@@ -1,0 +1,416 @@
+"""The IR: typed variables, equations ``out = primitive(inputs, params)``, and functions.
+
+Every front-end produces a `Function`, every transformation maps a `Function` to a new one,
+and the interpreter runs one. Shapes and dtypes are inferred when an equation is recorded,
+so the size of everything a function will allocate is known before it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from engine.errors import SHAPE, EngineError
+
+FLOAT_DTYPES = ("float32", "float64")
+INT_DTYPES = ("int32", "int64")
+DTYPES = (*FLOAT_DTYPES, *INT_DTYPES, "bool")
+DEFAULT_FLOAT = "float64"
+
+
+@dataclass(frozen=True, slots=True)
+class ShapedArray:
+    """What is known of an array before it exists: its shape and dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+
+class _Operators:
+    """Operator overloads, so derivative rules and front-ends read like numpy code."""
+
+    __slots__ = ()
+
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().subtract(self, other)
+
+    def __rsub__(self, other):
+        return _ops().subtract(other, self)
+
+    def __mul__(self, other):
+        return _ops().multiply(self, other)
+
+    def __rmul__(self, other):
+        return _ops().multiply(other, self)
+
+    def __truediv__(self, other):
+        return _ops().divide(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().divide(other, self)
+
+    def __pow__(self, other):
+        return _ops().power(self, other)
+
+    def __rpow__(self, other):
+        return _ops().power(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __neg__(self):
+        return _ops().negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index=index)
+
+    def __lt__(self, other):
+        return _ops().less(self, other)
+
+    def __le__(self, other):
+        return _ops().less_equal(self, other)
+
+    def __gt__(self, other):
+        return _ops().greater(self, other)
+
+    def __ge__(self, other):
+        return _ops().greater_equal(self, other)
+
+    @property
+    def T(self):  # noqa: N802 - numpy's spelling
+        return _ops().transpose(self)
+
+
+class Var(_Operators):
+    """A value in a function, identified by the object itself. Operators build equations."""
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.aval.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.aval.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.aval.ndim
+
+    def __repr__(self) -> str:
+        return f"Var({self.aval})"
+
+
+def _ops():
+    from engine import ops
+
+    return ops
+
+
+@dataclass(frozen=True, slots=True)
+class Literal(_Operators):
+    """A scalar constant written into the IR. It is weakly typed: it takes the dtype of
+    the arrays it meets, as a Python number does in numpy and JAX."""
+
+    value: bool | int | float
+    dtype: str
+
+    @property
+    def aval(self) -> ShapedArray:
+        return ShapedArray((), self.dtype)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+Atom = Var | Literal
+
+
+def literal(value: bool | int | float) -> Literal:
+    if isinstance(value, bool):
+        return Literal(value, "bool")
+    if isinstance(value, int):
+        return Literal(value, "int64")
+    return Literal(float(value), DEFAULT_FLOAT)
+
+
+def as_atom(value: Any) -> Atom:
+    if isinstance(value, (Var, Literal)):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return literal(value)
+    raise EngineError("bad_input", f"expected an array or a number, got {type(value).__name__}")
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Equation:
+    primitive: Primitive
+    inputs: tuple[Atom, ...]
+    params: tuple[tuple[str, Any], ...]
+    output: Var
+    # Where the user wrote it (node id, source offset): for errors raised while it runs.
+    location: str | None = None
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    """A typed straight-line program with named inputs and one or more outputs."""
+
+    inputs: tuple[Var, ...]
+    input_names: tuple[str, ...]
+    equations: tuple[Equation, ...]
+    outputs: tuple[Atom, ...]
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def output(self) -> Atom:
+        return self.outputs[0]
+
+    @property
+    def input_avals(self) -> dict[str, ShapedArray]:
+        return {name: var.aval for name, var in zip(self.input_names, self.inputs)}
+
+    @cached_property
+    def canonical_text(self) -> str:
+        names: dict[Var, str] = {}
+
+        def name(atom: Atom) -> str:
+            if isinstance(atom, Literal):
+                return f"{atom.value!r}:{atom.dtype}"
+            if atom not in names:
+                names[atom] = f"%{len(names)}"
+            return names[atom]
+
+        lines = [
+            "in " + ", ".join(f"{n}={name(v)}:{v.aval}" for n, v in zip(self.input_names, self.inputs))
+        ]
+        for eqn in self.equations:
+            params = ", ".join(f"{k}={v!r}" for k, v in eqn.params)
+            args = ", ".join(name(a) for a in eqn.inputs)
+            lines.append(f"{name(eqn.output)}:{eqn.output.aval} = {eqn.primitive.name}({args}{'; ' + params if params else ''})")
+        lines.append("out " + ", ".join(name(o) for o in self.outputs))
+        return "\n".join(lines)
+
+    @cached_property
+    def key(self) -> str:
+        """A digest of the canonical text: equal functions have equal keys, whatever built them."""
+        return hashlib.sha256(self.canonical_text.encode()).hexdigest()
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Function) and self.key == other.key
+
+    def __str__(self) -> str:
+        return self.canonical_text
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("canonical_text", None)
+        state.pop("key", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+class Primitive:
+    """An operation with every rule that defines it, side by side.
+
+    impl(xp, *arrays, **params) computes it on an array namespace; shape(*avals, **params)
+    infers the output's ShapedArray (raising EngineError when the inputs do not fit);
+    jvp and vjp hold one rule per input (None: not differentiable in that input):
+    jvp[i](tangent, out, *inputs, **params) is the output tangent contributed by input i,
+    vjp[i](cotangent, out, *inputs, **params) is the cotangent of input i. Both are written
+    with engine ops, so they can be differentiated again. A variadic primitive gives its vjp
+    as a function of the input position instead. batch(inputs, batched, **params)
+    computes the primitive on inputs whose flagged members carry a leading batch axis,
+    returning an output batched on axis 0.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        impl: Callable,
+        shape: Callable,
+        jvp: Sequence[Callable | None],
+        vjp: Sequence[Callable | None] | Callable[[int], Callable],
+        batch: Callable,
+        *,
+        linear: bool = False,
+    ):
+        self.name = name
+        self.impl = impl
+        self.shape = shape
+        self.jvp = tuple(jvp)
+        self.vjp = vjp if callable(vjp) else tuple(vjp)
+        self.batch = batch
+        # A linear primitive's JVP is the primitive itself applied to the tangent.
+        self.linear = linear
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    def __reduce__(self):
+        return (_primitive_by_name, (self.name,))
+
+    def jvp_rule(self, position: int) -> Callable | None:
+        return self.jvp[position] if position < len(self.jvp) else None
+
+    def vjp_rule(self, position: int) -> Callable | None:
+        if callable(self.vjp):
+            return self.vjp(position)
+        return self.vjp[position] if position < len(self.vjp) else None
+
+    def bind(self, *args: Any, **params: Any) -> Var | Literal:
+        return current_builder().bind(self, args, params)
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def register(primitive: Primitive) -> Primitive:
+    if primitive.name in PRIMITIVES:
+        raise ValueError(f"primitive {primitive.name} defined twice")
+    PRIMITIVES[primitive.name] = primitive
+    return primitive
+
+
+def _primitive_by_name(name: str) -> Primitive:
+    import engine.primitives  # noqa: F401 - fills the registry
+
+    return PRIMITIVES[name]
+
+
+class Builder:
+    """Records equations. Ops called while a builder is current append to it."""
+
+    def __init__(self, *, max_equations: int | None = None, on_bind: Callable | None = None):
+        self.equations: list[Equation] = []
+        self.location: str | None = None
+        self.max_equations = max_equations
+        # Called with each new equation; the program front-end uses it to run as it records.
+        self.on_bind = on_bind
+
+    def bind(self, primitive: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Atom:
+        inputs = tuple(as_atom(a) for a in args)
+        try:
+            aval = primitive.shape(*(a.aval for a in inputs), **params)
+        except EngineError as error:
+            raise error.at(self.location)
+        except (TypeError, ValueError) as error:
+            raise EngineError(SHAPE, f"{primitive.name}: {error}", self.location) from None
+        if not aval.shape and all(isinstance(a, Literal) for a in inputs):
+            return _fold(primitive, inputs, params, aval)
+        if self.max_equations is not None and len(self.equations) >= self.max_equations:
+            raise EngineError(
+                "limit", f"the function grew past {self.max_equations} operations", self.location
+            )
+        out = Var(aval)
+        eqn = Equation(primitive, inputs, tuple(sorted(params.items())), out, self.location)
+        self.equations.append(eqn)
+        if self.on_bind is not None:
+            self.on_bind(eqn)
+        return out
+
+    def function(self, inputs: Sequence[Var], names: Sequence[str], outputs: Sequence[Any]) -> Function:
+        return Function(tuple(inputs), tuple(names), tuple(self.equations), tuple(as_atom(o) for o in outputs))
+
+
+def _fold(primitive: Primitive, inputs: tuple[Literal, ...], params: dict[str, Any], aval: ShapedArray):
+    """Compute a scalar made only of constants now, so rules like `2 * 1.0` leave no
+    equation behind."""
+    from engine import backend
+
+    xp = backend.host()
+    with backend.quiet():
+        value = primitive.impl(xp, *(xp.asarray(a.value, dtype=getattr(xp, a.dtype)) for a in inputs), **params)
+    return Literal(xp.asarray(value).item(), aval.dtype)
+
+
+_builder: ContextVar[Builder | None] = ContextVar("gradserve_builder", default=None)
+
+
+def current_builder() -> Builder:
+    builder = _builder.get()
+    if builder is None:
+        raise RuntimeError("engine ops are called while building a function (inside `building`)")
+    return builder
+
+
+class building:
+    """Context manager that makes a builder current."""
+
+    def __init__(self, builder: Builder | None = None):
+        self.builder = builder or Builder()
+
+    def __enter__(self) -> Builder:
+        self._token = _builder.set(self.builder)
+        return self.builder
+
+    def __exit__(self, *exc) -> None:
+        _builder.reset(self._token)
+
+
+def trace(body: Callable[..., Any], avals: dict[str, ShapedArray], **builder_options: Any) -> Function:
+    """Build a Function by calling `body` on one Var per named input."""
+    with building(Builder(**builder_options)) as builder:
+        inputs = [Var(aval) for aval in avals.values()]
+        outputs = body(*inputs)
+        if not isinstance(outputs, (tuple, list)):
+            outputs = (outputs,)
+        return builder.function(inputs, list(avals), outputs)
+
+
+def inline(fn: Function, args: Sequence[Atom]) -> list[Atom]:
+    """Replay `fn`'s equations into the current builder on new inputs; returns its outputs."""
+    env: dict[Var, Atom] = dict(zip(fn.inputs, args))
+    builder = current_builder()
+    for eqn in fn.equations:
+        env[eqn.output] = builder.bind(eqn.primitive, [read(env, a) for a in eqn.inputs], eqn.kwargs)
+    return [read(env, o) for o in fn.outputs]
+
+
+def read(env: dict[Var, Any], atom: Atom) -> Any:
+    return atom if isinstance(atom, Literal) else env[atom]

@@ -1,0 +1,221 @@
+"""Elementwise primitives. Each differentiable one is given by its partial derivatives,
+written with engine ops: the JVP is tangent * partial and the VJP cotangent * partial,
+and the transforms broadcast or un-broadcast the result to the right shape.
+
+Conventions at non-differentiable points follow PyTorch: abs'(0) = 0 (sign), relu'(0) = 0,
+ties of maximum/minimum split the gradient in half, floor/ceil/round/sign have zero
+derivative, and power's exponent partial is 0 where the base is 0.
+"""
+
+from __future__ import annotations
+
+from engine.errors import BAD_PARAM, EngineError
+from engine.ir import DTYPES, Literal, ShapedArray
+from engine.primitives.common import broadcast_shapes, promote, primitive, same_dtype
+
+
+def _scaled(term, partial):
+    if isinstance(partial, (int, float)) and not isinstance(partial, bool):
+        return term if partial == 1 else negative(term) if partial == -1 else term * partial
+    return term * partial
+
+
+def _rules_from_partials(partials):
+    def forward(partial):
+        return lambda tangent, out, *args: _scaled(tangent, partial(out, *args))
+
+    def backward(partial):
+        return lambda cotangent, out, *args: _scaled(cotangent, partial(out, *args))
+
+    return [forward(p) if p else None for p in partials], [backward(p) if p else None for p in partials]
+
+
+def _elementwise_shape(*avals: ShapedArray) -> ShapedArray:
+    return ShapedArray(broadcast_shapes(*(a.shape for a in avals)), same_dtype(*avals))
+
+
+def _comparison_shape(*avals: ShapedArray) -> ShapedArray:
+    return ShapedArray(broadcast_shapes(*(a.shape for a in avals)), "bool")
+
+
+def _prepare_numeric(args, params):
+    return promote(args), params
+
+
+def _prepare_floating(args, params):
+    return promote(args, floating=True), params
+
+
+def elementwise(name, impl, *partials, floating=False, shape=_elementwise_shape):
+    """An elementwise primitive; `partials[i](out, *args)` is d out / d args[i] (None: constant)."""
+    jvp, vjp = _rules_from_partials(partials)
+    return primitive(
+        name,
+        impl=impl,
+        shape=shape,
+        jvp=jvp,
+        vjp=vjp,
+        prepare=_prepare_floating if floating else _prepare_numeric,
+    )
+
+
+def _floating(name, impl, partial):
+    return elementwise(name, impl, partial, floating=True)
+
+
+# Unary float functions, with their derivatives in terms of the output where that is cheaper.
+exp = _floating("exp", lambda xp, x: xp.exp(x), lambda out, x: out)
+log = _floating("log", lambda xp, x: xp.log(x), lambda out, x: 1.0 / x)
+log1p = _floating("log1p", lambda xp, x: xp.log1p(x), lambda out, x: 1.0 / (1.0 + x))
+expm1 = _floating("expm1", lambda xp, x: xp.expm1(x), lambda out, x: out + 1.0)
+sqrt = _floating("sqrt", lambda xp, x: xp.sqrt(x), lambda out, x: 0.5 / out)
+sin = _floating("sin", lambda xp, x: xp.sin(x), lambda out, x: cos(x))
+cos = _floating("cos", lambda xp, x: xp.cos(x), lambda out, x: -sin(x))
+tan = _floating("tan", lambda xp, x: xp.tan(x), lambda out, x: 1.0 + out * out)
+arcsin = _floating("arcsin", lambda xp, x: xp.asin(x), lambda out, x: 1.0 / sqrt(1.0 - x * x))
+arccos = _floating("arccos", lambda xp, x: xp.acos(x), lambda out, x: -1.0 / sqrt(1.0 - x * x))
+arctan = _floating("arctan", lambda xp, x: xp.atan(x), lambda out, x: 1.0 / (1.0 + x * x))
+sinh = _floating("sinh", lambda xp, x: xp.sinh(x), lambda out, x: cosh(x))
+cosh = _floating("cosh", lambda xp, x: xp.cosh(x), lambda out, x: sinh(x))
+tanh = _floating("tanh", lambda xp, x: xp.tanh(x), lambda out, x: 1.0 - out * out)
+
+
+def _sigmoid_impl(xp, x):
+    # exp(-|x|) never overflows, so both branches stay finite for any x.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+sigmoid = _floating("sigmoid", _sigmoid_impl, lambda out, x: out * (1.0 - out))
+# log(1 + e^x) as logaddexp(x, 0): exact for large |x| where the naive form overflows.
+softplus = _floating("softplus", lambda xp, x: xp.logaddexp(x, xp.zeros_like(x)), lambda out, x: sigmoid(x))
+
+negative = elementwise("negative", lambda xp, x: -x, lambda out, x: -1)
+abs = elementwise("abs", lambda xp, x: xp.abs(x), lambda out, x: sign(x))  # noqa: A001 - numpy's name
+sign = elementwise("sign", lambda xp, x: xp.sign(x), None)
+floor = elementwise("floor", lambda xp, x: xp.floor(x), None)
+ceil = elementwise("ceil", lambda xp, x: xp.ceil(x), None)
+# numpy and PyTorch both round half to even.
+round = elementwise("round", lambda xp, x: xp.round(x), None)  # noqa: A001 - numpy's name
+stop_gradient = elementwise("stop_gradient", lambda xp, x: x, None)
+
+add = elementwise("add", lambda xp, a, b: a + b, lambda out, a, b: 1, lambda out, a, b: 1)
+subtract = elementwise("subtract", lambda xp, a, b: a - b, lambda out, a, b: 1, lambda out, a, b: -1)
+multiply = elementwise("multiply", lambda xp, a, b: a * b, lambda out, a, b: b, lambda out, a, b: a)
+divide = elementwise(
+    "divide", lambda xp, a, b: a / b, lambda out, a, b: 1.0 / b, lambda out, a, b: -out / b, floating=True
+)
+
+
+def _power_base_partial(out, a, b):
+    # PyTorch: zero where the exponent is zero, so that 0 ** 0 does not give 0 * inf.
+    return where(equal(b, 0), 0.0, b * power(a, b - 1.0))
+
+
+def _power_exponent_partial(out, a, b):
+    # PyTorch: zero where the base is zero instead of 0 * log(0) = nan.
+    return where(equal(a, 0), 0.0, out * log(a))
+
+
+_power = elementwise(
+    "power", lambda xp, a, b: xp.pow(a, b), _power_base_partial, _power_exponent_partial, floating=True
+)
+
+
+def power(a, b):
+    """a ** b; the exponents 1 and 2 need no pow call (numpy's own `**` does the same)."""
+    if isinstance(b, (int, float, Literal)) and not isinstance(b, bool):
+        exponent = b.value if isinstance(b, Literal) else b
+        (base,) = promote([a], floating=True)
+        if exponent == 1:
+            return base
+        if exponent == 2:
+            return base * base
+    return _power(a, b)
+
+
+def _tie_split(wins):
+    return lambda out, a, b: where(wins(a, b), 1.0, where(equal(a, b), 0.5, 0.0))
+
+
+maximum = elementwise(
+    "maximum",
+    lambda xp, a, b: xp.maximum(a, b),
+    _tie_split(lambda a, b: greater(a, b)),
+    _tie_split(lambda a, b: greater(b, a)),
+)
+minimum = elementwise(
+    "minimum",
+    lambda xp, a, b: xp.minimum(a, b),
+    _tie_split(lambda a, b: less(a, b)),
+    _tie_split(lambda a, b: less(b, a)),
+)
+
+greater = elementwise("greater", lambda xp, a, b: a > b, None, None, shape=_comparison_shape)
+greater_equal = elementwise("greater_equal", lambda xp, a, b: a >= b, None, None, shape=_comparison_shape)
+less = elementwise("less", lambda xp, a, b: a < b, None, None, shape=_comparison_shape)
+less_equal = elementwise("less_equal", lambda xp, a, b: a <= b, None, None, shape=_comparison_shape)
+equal = elementwise("equal", lambda xp, a, b: a == b, None, None, shape=_comparison_shape)
+not_equal = elementwise("not_equal", lambda xp, a, b: a != b, None, None, shape=_comparison_shape)
+
+
+def _where_shape(cond: ShapedArray, x: ShapedArray, y: ShapedArray) -> ShapedArray:
+    return ShapedArray(broadcast_shapes(cond.shape, x.shape, y.shape), same_dtype(x, y))
+
+
+def _prepare_where(args, params):
+    from engine.primitives.common import cast
+
+    cond, x, y = args
+    x, y = promote([x, y])
+    return [cast(promote([cond])[0], "bool"), x, y], params
+
+
+_where = primitive(
+    "where",
+    impl=lambda xp, cond, x, y: xp.where(cond, x, y),
+    shape=_where_shape,
+    jvp=[
+        None,
+        lambda t, out, cond, x, y: where(cond, t, 0.0),
+        lambda t, out, cond, x, y: where(cond, 0.0, t),
+    ],
+    vjp=[
+        None,
+        lambda g, out, cond, x, y: where(cond, g, 0.0),
+        lambda g, out, cond, x, y: where(cond, 0.0, g),
+    ],
+    prepare=_prepare_where,
+)
+
+
+def where(cond, x, y):
+    """numpy's where; a literal condition picks its branch when the rules are written."""
+    if isinstance(cond, bool) or isinstance(cond, Literal):
+        from engine.primitives.shape import broadcast_to
+
+        chosen, other = (x, y) if (cond.value if isinstance(cond, Literal) else cond) else (y, x)
+        x_atom, y_atom = promote([chosen, other])
+        shape = broadcast_shapes(x_atom.aval.shape, y_atom.aval.shape)
+        return x_atom if x_atom.aval.shape == shape else broadcast_to(x_atom, shape=shape)
+    return _where(cond, x, y)
+
+
+def _convert_shape(x: ShapedArray, *, dtype: str) -> ShapedArray:
+    if dtype not in DTYPES:
+        raise EngineError(BAD_PARAM, f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    return ShapedArray(x.shape, dtype)
+
+
+def _convert_impl(xp, x, *, dtype):
+    return xp.astype(x, getattr(xp, dtype))
+
+
+convert = primitive(
+    "convert",
+    impl=_convert_impl,
+    shape=_convert_shape,
+    vjp=[lambda g, out, x, dtype: convert(g, dtype=x.aval.dtype)],
+    is_identity=lambda x, dtype: x.aval.dtype == dtype,
+    linear=True,
+)

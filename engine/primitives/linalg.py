@@ -1,0 +1,215 @@
+"""Linear algebra: matmul (numpy's semantics, 1-D operands included), inv, solve, det and
+logdet. inv, det and logdet act on stacks of matrices, so a batch axis is one more stack
+axis; matmul and solve promote vector operands to matrices to share one batching rule."""
+
+from __future__ import annotations
+
+from engine.errors import SHAPE, EngineError
+from engine.ir import ShapedArray
+from engine.primitives import elementwise as ew
+from engine.primitives import reductions as red
+from engine.primitives import shape as shp
+from engine.primitives.common import broadcast_shapes, lift_batch_axis, logical_ndim, primitive, promote, same_dtype
+
+
+def _prepare_floating(args, params):
+    return promote(args, floating=True), params
+
+
+def _matmul_shape(a: ShapedArray, b: ShapedArray) -> ShapedArray:
+    if a.ndim == 0 or b.ndim == 0:
+        raise EngineError(SHAPE, "matmul needs arrays of at least one dimension; use * for scalars")
+    a_rows = a.shape[-2] if a.ndim > 1 else None
+    b_cols = b.shape[-1] if b.ndim > 1 else None
+    inner_a = a.shape[-1]
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if inner_a != inner_b:
+        raise EngineError(
+            SHAPE, f"matmul of shapes {list(a.shape)} and {list(b.shape)}: inner sizes {inner_a} and {inner_b} differ"
+        )
+    stack = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    shape = stack + tuple(n for n in (a_rows, b_cols) if n is not None)
+    return ShapedArray(shape, same_dtype(a, b))
+
+
+def _as_matrices(a, b):
+    """1-D operands as a row (left) or column (right) matrix, as numpy's matmul reads them."""
+    a2 = shp.reshape(a, shape=(1, a.aval.shape[0])) if a.aval.ndim == 1 else a
+    b2 = shp.reshape(b, shape=(b.aval.shape[0], 1)) if b.aval.ndim == 1 else b
+    return a2, b2
+
+
+def _matmul_cotangent(position: int):
+    def rule(g, out, a, b):
+        if a.aval.ndim == 1 and b.aval.ndim == 1:  # an inner product: g is a scalar
+            return g * (b if position == 0 else a)
+        a2, b2 = _as_matrices(a, b)
+        g2 = shp.reshape(g, shape=_matmul_shape(a2.aval, b2.aval).shape)
+        if position == 0:
+            cotangent, operand = matmul(g2, shp.swap_last_axes(b2)), a
+        else:
+            cotangent, operand = matmul(shp.swap_last_axes(a2), g2), b
+        operand2 = a2 if position == 0 else b2
+        return shp.reshape(shp.unbroadcast(cotangent, operand2.aval.shape), shape=operand.aval.shape)
+
+    return rule
+
+
+def _matmul_batch(args, batched):
+    a, b = args
+    a_vector, b_vector = logical_ndim(a, batched[0]) == 1, logical_ndim(b, batched[1]) == 1
+    if a_vector:
+        a = shp.expand_dims(a, a.aval.ndim - 1)
+    if b_vector:
+        b = shp.expand_dims(b, b.aval.ndim)
+    ndim = max(logical_ndim(a, batched[0]), logical_ndim(b, batched[1]))
+    out = matmul(lift_batch_axis(a, batched[0], ndim), lift_batch_axis(b, batched[1], ndim))
+    shape = list(out.aval.shape)
+    if b_vector:
+        shape.pop(-1)
+    if a_vector:
+        shape.pop(-1 if b_vector else -2)
+    return shp.reshape(out, shape=tuple(shape))
+
+
+matmul = primitive(
+    "matmul",
+    impl=lambda xp, a, b: xp.matmul(a, b),
+    shape=_matmul_shape,
+    jvp=[lambda t, out, a, b: matmul(t, b), lambda t, out, a, b: matmul(a, t)],
+    vjp=_matmul_cotangent,
+    batch=_matmul_batch,
+    prepare=lambda args, params: (promote(args), params),
+)
+
+
+def _square_shape(a: ShapedArray, drop: int = 0) -> ShapedArray:
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise EngineError(SHAPE, f"expected a square matrix (or a stack of them), got shape {list(a.shape)}")
+    return ShapedArray(a.shape[: a.ndim - drop], a.dtype)
+
+
+def _stacked_batch(prim):
+    def rule(args, batched, **params):
+        return prim.bind(*args, **params)
+
+    return rule
+
+
+def _inverse_transposed(a):
+    return shp.swap_last_axes(inv(a))
+
+
+def _trace_of_product(m, t):
+    """trace(m^T t) for each matrix of a stack: the contraction det and logdet need."""
+    return red.sum(m * t, axis=(-2, -1))
+
+
+inv = primitive(
+    "inv",
+    impl=lambda xp, a: xp.linalg.inv(a),
+    shape=_square_shape,
+    jvp=[lambda t, out, a: -matmul(matmul(out, t), out)],
+    vjp=[lambda g, out, a: -matmul(matmul(shp.swap_last_axes(out), g), shp.swap_last_axes(out))],
+    prepare=_prepare_floating,
+)
+inv.batch = _stacked_batch(inv)
+
+
+def _per_matrix(x):
+    """A quantity with one value per matrix of a stack, ready to broadcast over each matrix."""
+    return shp.reshape(x, shape=x.aval.shape + (1, 1))
+
+
+det = primitive(
+    "det",
+    impl=lambda xp, a: xp.linalg.det(a),
+    shape=lambda a: _square_shape(a, drop=2),
+    jvp=[lambda t, out, a: out * _trace_of_product(_inverse_transposed(a), t)],
+    vjp=[lambda g, out, a: _per_matrix(g * out) * _inverse_transposed(a)],
+    prepare=_prepare_floating,
+)
+det.batch = _stacked_batch(det)
+
+
+def _logdet_impl(xp, a):
+    # PyTorch's logdet: -inf for a singular matrix, nan for a negative determinant.
+    sign, logabsdet = xp.linalg.slogdet(a)
+    return xp.where(sign > 0, logabsdet, xp.where(sign == 0, -xp.inf, xp.nan))
+
+
+logdet = primitive(
+    "logdet",
+    impl=_logdet_impl,
+    shape=lambda a: _square_shape(a, drop=2),
+    jvp=[lambda t, out, a: _trace_of_product(_inverse_transposed(a), t)],
+    vjp=[lambda g, out, a: _per_matrix(g) * _inverse_transposed(a)],
+    prepare=_prepare_floating,
+)
+logdet.batch = _stacked_batch(logdet)
+
+
+def _solve_shape(a: ShapedArray, b: ShapedArray) -> ShapedArray:
+    _square_shape(a)
+    n = a.shape[-1]
+    if b.ndim == 1:
+        if b.shape[0] != n:
+            raise EngineError(SHAPE, f"solve: a of shape {list(a.shape)} and b of shape {list(b.shape)} do not fit")
+        return ShapedArray(a.shape[:-1], same_dtype(a, b))
+    if b.shape[-2] != n:
+        raise EngineError(SHAPE, f"solve: a of shape {list(a.shape)} and b of shape {list(b.shape)} do not fit")
+    return ShapedArray(broadcast_shapes(a.shape[:-2], b.shape[:-2]) + b.shape[-2:], same_dtype(a, b))
+
+
+def _column(x):
+    return shp.expand_dims(x, x.aval.ndim)
+
+
+def _drop_column(x):
+    return shp.reshape(x, shape=x.aval.shape[:-1])
+
+
+# A 1-D b is one right-hand side shared by every matrix of a stack of a's; the rules below
+# keep that reading by working on columns and dropping them again.
+def _solve_as_b(a, rhs, b):
+    return _drop_column(solve(a, _column(rhs))) if b.aval.ndim == 1 else solve(a, rhs)
+
+
+def _times_solution(m, out, b):
+    return _drop_column(matmul(m, _column(out))) if b.aval.ndim == 1 else matmul(m, out)
+
+
+def _solve_cotangent_a(g, out, a, b):
+    solved = _solve_as_b(shp.swap_last_axes(a), g, b)
+    if b.aval.ndim == 1:
+        product = _column(solved) * shp.expand_dims(out, out.aval.ndim - 1)
+    else:
+        product = matmul(solved, shp.swap_last_axes(out))
+    return -shp.unbroadcast(product, a.aval.shape)
+
+
+def _solve_batch(args, batched):
+    a, b = args
+    b_vector = logical_ndim(b, batched[1]) == 1
+    if b_vector:
+        b = _column(b)
+    ndim = max(logical_ndim(a, batched[0]), logical_ndim(b, batched[1]))
+    out = solve(lift_batch_axis(a, batched[0], ndim), lift_batch_axis(b, batched[1], ndim))
+    return _drop_column(out) if b_vector else out
+
+
+solve = primitive(
+    "solve",
+    impl=lambda xp, a, b: xp.linalg.solve(a, b),
+    shape=_solve_shape,
+    jvp=[
+        lambda t, out, a, b: -_solve_as_b(a, _times_solution(t, out, b), b),
+        lambda t, out, a, b: _solve_as_b(a, t, b),
+    ],
+    vjp=[
+        _solve_cotangent_a,
+        lambda g, out, a, b: shp.unbroadcast(_solve_as_b(shp.swap_last_axes(a), g, b), b.aval.shape),
+    ],
+    batch=_solve_batch,
+    prepare=_prepare_floating,
+)

@@ -1,0 +1,149 @@
+"""Reductions over axes. `sum` is linear; the others are given by their partial
+derivative P (shaped like the operand), so that JVP = sum(tangent * P) and
+VJP = cotangent broadcast back * P.
+
+max and min split the gradient evenly among tied elements, as torch.amax and
+torch.max(x) without a dim do; prod is exact when the operand holds zeros; the norm's
+derivative at the zero vector is 0, as in torch.linalg.vector_norm.
+"""
+
+from __future__ import annotations
+
+from engine.errors import SHAPE, EngineError
+from engine.ir import ShapedArray
+from engine.primitives import elementwise as ew
+from engine.primitives import shape as shp
+from engine.primitives.common import normalize_axis, primitive, promote
+
+
+def reduced_shape(shape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
+    if keepdims:
+        return tuple(1 if i in axis else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axis)
+
+
+def expand_reduced(reduced, shape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool):
+    """Broadcast a reduced array (a cotangent, an output) back over the reduced axes."""
+    kept = reduced_shape(shape, axis, True)
+    if reduced.aval.shape != kept:
+        reduced = shp.reshape(reduced, shape=kept)
+    return shp.broadcast_to(reduced, shape=shape) if kept != tuple(shape) else reduced
+
+
+def _prepare(floating: bool):
+    def prepare(args, params):
+        (x,) = promote(args, floating=floating)
+        if x.aval.dtype == "bool":
+            x = ew.convert(x, dtype="int64")
+        axis = normalize_axis(params.get("axis"), x.aval.ndim)
+        return [x], {"axis": axis, "keepdims": bool(params.get("keepdims", False))}
+
+    return prepare
+
+
+def _shape(nonempty: bool):
+    def rule(x: ShapedArray, *, axis, keepdims) -> ShapedArray:
+        if nonempty and any(x.shape[a] == 0 for a in axis):
+            raise EngineError(SHAPE, f"cannot reduce a zero-size axis of shape {list(x.shape)}")
+        return ShapedArray(reduced_shape(x.shape, axis, keepdims), x.dtype)
+
+    return rule
+
+
+def _batch(prim):
+    def rule(args, batched, *, axis, keepdims):
+        return prim.bind(args[0], axis=tuple(a + 1 for a in axis), keepdims=keepdims)
+
+    return rule
+
+
+def reduction(name, impl, partial, *, floating=False):
+    """A reduction whose derivative is `partial(out, x, axis, keepdims)`, shaped like x."""
+
+    def jvp(t, out, x, *, axis, keepdims):
+        return sum(t * partial(out, x, axis, keepdims), axis=axis, keepdims=keepdims)
+
+    def vjp(g, out, x, *, axis, keepdims):
+        return expand_reduced(g, x.aval.shape, axis, keepdims) * partial(out, x, axis, keepdims)
+
+    prim = primitive(
+        name, impl=impl, shape=_shape(nonempty=True), jvp=[jvp], vjp=[vjp], prepare=_prepare(floating)
+    )
+    prim.batch = _batch(prim)
+    return prim
+
+
+sum = primitive(  # noqa: A001 - numpy's name
+    "sum",
+    impl=lambda xp, x, *, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype),
+    shape=_shape(nonempty=False),
+    vjp=[lambda g, out, x, axis, keepdims: expand_reduced(g, x.aval.shape, axis, keepdims)],
+    prepare=_prepare(floating=False),
+    linear=True,
+)
+sum.batch = _batch(sum)
+
+
+def _extremum_partial(out, x, axis, keepdims):
+    ties = ew.convert(ew.equal(x, expand_reduced(out, x.aval.shape, axis, keepdims)), dtype=x.aval.dtype)
+    return ties / sum(ties, axis=axis, keepdims=True)
+
+
+max = reduction("max", lambda xp, x, *, axis, keepdims: xp.max(x, axis=axis, keepdims=keepdims), _extremum_partial)  # noqa: A001
+min = reduction("min", lambda xp, x, *, axis, keepdims: xp.min(x, axis=axis, keepdims=keepdims), _extremum_partial)  # noqa: A001
+
+
+def _prod_partial(out, x, axis, keepdims):
+    # prod / x fails where x is 0: there the partial is the product of the other factors,
+    # which is nonzero only when that zero is the sole zero along the reduced axes.
+    is_zero = ew.equal(x, 0.0)
+    zero_count = sum(ew.convert(is_zero, dtype=x.aval.dtype), axis=axis, keepdims=True)
+    nonzero_product = prod(ew.where(is_zero, 1.0, x), axis=axis, keepdims=True)
+    at_zero = ew.where(ew.equal(zero_count, 1.0), nonzero_product, 0.0)
+    elsewhere = ew.where(ew.equal(zero_count, 0.0), nonzero_product / ew.where(is_zero, 1.0, x), 0.0)
+    return ew.where(is_zero, at_zero, elsewhere)
+
+
+prod = reduction(
+    "prod",
+    lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims, dtype=x.dtype),
+    _prod_partial,
+)
+
+
+def _norm_partial(out, x, axis, keepdims):
+    norm_b = expand_reduced(out, x.aval.shape, axis, keepdims)
+    is_zero = ew.equal(norm_b, 0.0)
+    return ew.where(is_zero, 0.0, x / ew.where(is_zero, 1.0, norm_b))
+
+
+norm = reduction(
+    "norm",
+    lambda xp, x, *, axis, keepdims: xp.linalg.vector_norm(x, axis=axis, keepdims=keepdims),
+    _norm_partial,
+    floating=True,
+)
+
+
+def mean(x, axis=None, keepdims=False):
+    (x,) = promote([x], floating=True)
+    axes = normalize_axis(axis, x.aval.ndim)
+    count = 1
+    for a in axes:
+        count *= x.aval.shape[a]
+    return sum(x, axis=axes, keepdims=keepdims) / float(count)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    # Shift by the maximum so exp never overflows; the shift is a constant for
+    # differentiation (its derivative cancels exactly), leaving softmax as the gradient.
+    (x,) = promote([x], floating=True)
+    axes = normalize_axis(axis, x.aval.ndim)
+    shift = ew.stop_gradient(max(x, axis=axes, keepdims=True))
+    result = ew.log(sum(ew.exp(x - shift), axis=axes, keepdims=True)) + shift
+    return result if keepdims else shp.reshape(result, shape=reduced_shape(x.aval.shape, axes, False))
+
+
+def softmax(x, axis=-1):
+    (x,) = promote([x], floating=True)
+    return ew.exp(x - logsumexp(x, axis=axis, keepdims=True))

@@ -1,0 +1,58 @@
+"""Forward mode: push tangents through the equations alongside the primal values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.ir import Atom, Function, Var, building, current_builder, read
+from engine.primitives.shape import broadcast_to, zeros
+
+
+def jvp_call(fn: Function, primals: Sequence[Atom], tangents: dict[int, Atom]) -> tuple[list[Atom], list[Atom | None]]:
+    """Replay `fn` on `primals` with tangents for the input positions in `tangents`.
+    Returns the outputs and their tangents (None: identically zero)."""
+    builder = current_builder()
+    env: dict[Var, Atom] = dict(zip(fn.inputs, primals))
+    tangent_of: dict[Var, Atom] = {fn.inputs[i]: t for i, t in tangents.items()}
+    for eqn in fn.equations:
+        builder.location = eqn.location
+        args = [read(env, a) for a in eqn.inputs]
+        out = builder.bind(eqn.primitive, args, eqn.kwargs)
+        env[eqn.output] = out
+        input_tangents = [tangent_of.get(a) if isinstance(a, Var) else None for a in eqn.inputs]
+        if any(t is not None for t in input_tangents):
+            tangent = _output_tangent(eqn.primitive, out, args, input_tangents, eqn.kwargs)
+            if tangent is not None:
+                tangent_of[eqn.output] = tangent
+    builder.location = None
+    outputs = [read(env, o) for o in fn.outputs]
+    return outputs, [tangent_of.get(o) if isinstance(o, Var) else None for o in fn.outputs]
+
+
+def _output_tangent(primitive, out, args, tangents, params):
+    if primitive.linear:
+        # A linear primitive maps tangents exactly as it maps values.
+        filled = [t if t is not None else zeros(a.aval.shape, a.aval.dtype) for a, t in zip(args, tangents)]
+        return primitive.bind(*filled, **params)
+    total = None
+    for position, tangent in enumerate(tangents):
+        rule = primitive.jvp_rule(position)
+        if tangent is None or rule is None:
+            continue
+        term = rule(tangent, out, *args, **params)
+        if term.aval.shape != out.aval.shape:
+            term = broadcast_to(term, shape=out.aval.shape)
+        total = term if total is None else total + term
+    return total
+
+
+def jvp(fn: Function, wrt: Sequence[int]) -> Function:
+    """inputs: fn's inputs, then a tangent for each `wrt` position;
+    outputs: fn's outputs, then the tangent of each output."""
+    with building() as builder:
+        primals = [Var(v.aval) for v in fn.inputs]
+        tangents = [Var(fn.inputs[i].aval) for i in wrt]
+        outputs, output_tangents = jvp_call(fn, primals, dict(zip(wrt, tangents)))
+        filled = [t if t is not None else zeros(o.aval.shape, o.aval.dtype) for o, t in zip(outputs, output_tangents)]
+        names = [*fn.input_names, *(f"tangent of {fn.input_names[i]}" for i in wrt)]
+        return builder.function([*primals, *tangents], names, [*outputs, *filled])

@@ -1,0 +1,61 @@
+"""Reverse mode: replay the equations, then walk them backwards accumulating cotangents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.ir import Atom, Function, Var, building, current_builder, read
+from engine.primitives.shape import unbroadcast, zeros
+
+
+def _active(fn: Function, wrt: Sequence[int]) -> set[Var]:
+    """The variables that depend on a `wrt` input: only they carry cotangents."""
+    active = {fn.inputs[i] for i in wrt}
+    for eqn in fn.equations:
+        if any(isinstance(a, Var) and a in active for a in eqn.inputs):
+            active.add(eqn.output)
+    return active
+
+
+def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequence[int]) -> tuple[Atom, list[Atom]]:
+    """Replay single-output `fn` on `primals`; returns its output and the cotangent of each
+    `wrt` input given the output's `cotangent`."""
+    builder = current_builder()
+    env: dict[Var, Atom] = dict(zip(fn.inputs, primals))
+    for eqn in fn.equations:
+        builder.location = eqn.location
+        env[eqn.output] = builder.bind(eqn.primitive, [read(env, a) for a in eqn.inputs], eqn.kwargs)
+
+    active = _active(fn, wrt)
+    cotangents: dict[Var, Atom] = {fn.output: cotangent} if fn.output in active else {}
+    for eqn in reversed(fn.equations):
+        g = cotangents.pop(eqn.output, None)
+        if g is None:
+            continue
+        builder.location = eqn.location
+        args = [read(env, a) for a in eqn.inputs]
+        for position, atom in enumerate(eqn.inputs):
+            rule = eqn.primitive.vjp_rule(position)
+            if rule is None or not isinstance(atom, Var) or atom not in active:
+                continue
+            term = rule(g, env[eqn.output], *args, **eqn.kwargs)
+            if term.aval.shape != atom.aval.shape:
+                term = unbroadcast(term, atom.aval.shape)
+            cotangents[atom] = cotangents[atom] + term if atom in cotangents else term
+    builder.location = None
+    results = []
+    for i in wrt:
+        var = fn.inputs[i]
+        results.append(cotangents.get(var) or zeros(var.aval.shape, var.aval.dtype))
+    return read(env, fn.output), results
+
+
+def vjp(fn: Function, wrt: Sequence[int]) -> Function:
+    """inputs: fn's inputs, then the output's cotangent;
+    outputs: fn's output, then the cotangent of each `wrt` input."""
+    with building() as builder:
+        primals = [Var(v.aval) for v in fn.inputs]
+        cotangent = Var(fn.output.aval)
+        output, cotangents = vjp_call(fn, primals, cotangent, wrt)
+        names = [*fn.input_names, "cotangent"]
+        return builder.function([*primals, cotangent], names, [output, *cotangents])

@@ -135,7 +135,8 @@ det.batch = _stacked_batch(det)
 def _logdet_impl(xp, a):
     # PyTorch's logdet: -inf for a singular matrix, nan for a negative determinant.
     sign, logabsdet = xp.linalg.slogdet(a)
-    return xp.where(sign > 0, logabsdet, xp.where(sign == 0, -xp.inf, xp.nan))
+    singular_or_negative = xp.where(sign == 0, xp.full_like(logabsdet, -xp.inf), xp.full_like(logabsdet, xp.nan))
+    return xp.where(sign > 0, logabsdet, singular_or_negative)
 
 
 logdet = primitive(

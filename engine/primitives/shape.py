@@ -161,7 +161,7 @@ def _concatenate_cotangent(position: int):
             (start, start + xs[position].aval.shape[axis], 1) if i == axis else (0, n, 1)
             for i, n in enumerate(out.aval.shape)
         )
-        return getitem(g, index=index)
+        return getitem.bind(g, index=index)
 
     return rule
 
@@ -254,15 +254,18 @@ getitem = primitive(
     impl=lambda xp, x, *, index: x[_python_index(index)],
     shape=lambda x, *, index: ShapedArray(_indexed_shape(x.shape, index), x.dtype),
     vjp=[lambda g, out, x, index: scatter(g, index=index, shape=x.aval.shape)],
-    batch=lambda args, batched, index: getitem(args[0], index=_batched_index(index, args[0].aval.shape[0])),
+    batch=lambda args, batched, index: getitem.bind(args[0], index=_batched_index(index, args[0].aval.shape[0])),
     prepare=_prepare_getitem,
     linear=True,
 )
 
 
 def _scatter_impl(xp, g, *, index, shape):
+    # The new axes getitem inserted have length 1; drop them, since the standard's
+    # __setitem__ takes no None.
+    positions = tuple(item for item in index if item is not None)
     result = xp.zeros(shape, dtype=g.dtype)
-    result[_python_index(index)] = g
+    result[_python_index(positions)] = xp.reshape(g, _indexed_shape(shape, positions))
     return result
 
 
@@ -283,7 +286,7 @@ scatter = primitive(
     "scatter",
     impl=_scatter_impl,
     shape=_scatter_shape,
-    vjp=[lambda g, out, x, index, shape: getitem(g, index=index)],
+    vjp=[lambda g, out, x, index, shape: getitem.bind(g, index=index)],
     batch=_scatter_batch,
     linear=True,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.ir import Atom, Function, Var, building, current_builder, read
+from engine.ir import Atom, Function, Var, as_atom, building, current_builder, read
 from engine.primitives.shape import unbroadcast, zeros
 
 
@@ -21,6 +21,7 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
     """Replay single-output `fn` on `primals`; returns its output and the cotangent of each
     `wrt` input given the output's `cotangent`."""
     builder = current_builder()
+    cotangent = as_atom(cotangent)
     env: dict[Var, Atom] = dict(zip(fn.inputs, primals))
     for eqn in fn.equations:
         builder.location = eqn.location

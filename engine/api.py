@@ -18,7 +18,14 @@ from engine import backend, interpreter
 from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, EngineError
 from engine.ir import Function, Literal, ShapedArray, Var, building, inline
 from engine.primitives.shape import broadcast_to, eye, reshape, transpose
-from engine.transforms import eliminate_common_subexpressions, eliminate_dead_code, jvp_call, vjp_call, vmap_call
+from engine.transforms import (
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+    jvp_call,
+    simplify,
+    vjp_call,
+    vmap_call,
+)
 
 JACOBIAN_MODES = ("auto", "forward", "reverse")
 
@@ -37,7 +44,9 @@ def wrt_positions(fn: Function, wrt: Sequence[str] | None) -> tuple[int, ...]:
         position = names.index(name)
         if not fn.inputs[position].aval.is_float:
             dtype = fn.inputs[position].aval.dtype
-            raise EngineError(BAD_WRT, f"wrt names {name!r}, an {dtype} input; only floating inputs are differentiable", "wrt")
+            raise EngineError(
+                BAD_WRT, f"wrt names {name!r}, an {dtype} input; only floating inputs are differentiable", "wrt"
+            )
         if position in positions:
             raise EngineError(BAD_WRT, f"wrt names {name!r} twice", "wrt")
         positions.append(position)
@@ -50,7 +59,8 @@ def _require_float_output(fn: Function) -> None:
 
 
 def _finish(builder, inputs, names, outputs) -> Function:
-    return eliminate_dead_code(eliminate_common_subexpressions(builder.function(inputs, names, outputs)))
+    deduplicated = eliminate_common_subexpressions(builder.function(inputs, names, outputs))
+    return eliminate_dead_code(simplify(deduplicated))
 
 
 def _fresh_inputs(fn: Function) -> list[Var]:
@@ -231,7 +241,11 @@ def evaluate(fn: Function, inputs: Mapping[str, Any], *, backend_name: str = "nu
 
 
 def value_and_grad(
-    fn: Function, inputs: Mapping[str, Any], *, wrt: Sequence[str] | None = None, reduce: str = "none",
+    fn: Function,
+    inputs: Mapping[str, Any],
+    *,
+    wrt: Sequence[str] | None = None,
+    reduce: str = "none",
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if reduce not in ("none", "sum"):
@@ -248,7 +262,11 @@ def grad(fn: Function, inputs: Mapping[str, Any], **options: Any) -> dict[str, n
 
 
 def vjp(
-    fn: Function, inputs: Mapping[str, Any], cotangent: Any, *, wrt: Sequence[str] | None = None,
+    fn: Function,
+    inputs: Mapping[str, Any],
+    cotangent: Any,
+    *,
+    wrt: Sequence[str] | None = None,
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     positions = wrt_positions(fn, wrt)
@@ -272,7 +290,11 @@ def _tangent_arrays(fn: Function, positions: tuple[int, ...], tangents: Mapping[
 
 
 def jvp(
-    fn: Function, inputs: Mapping[str, Any], tangents: Mapping[str, Any], *, wrt: Sequence[str] | None = None,
+    fn: Function,
+    inputs: Mapping[str, Any],
+    tangents: Mapping[str, Any],
+    *,
+    wrt: Sequence[str] | None = None,
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, np.ndarray]:
     positions = wrt_positions(fn, wrt if wrt is not None else _tangent_names(fn, tangents))
@@ -290,7 +312,11 @@ def _tangent_names(fn: Function, tangents: Mapping[str, Any]) -> list[str]:
 
 
 def jacobian(
-    fn: Function, inputs: Mapping[str, Any], *, wrt: Sequence[str] | None = None, mode: str = "auto",
+    fn: Function,
+    inputs: Mapping[str, Any],
+    *,
+    wrt: Sequence[str] | None = None,
+    mode: str = "auto",
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
     """Returns the value, the Jacobians by input name, and the mode used."""
@@ -323,7 +349,11 @@ def hessian(
 
 
 def hvp(
-    fn: Function, inputs: Mapping[str, Any], tangents: Mapping[str, Any], *, wrt: Sequence[str] | None = None,
+    fn: Function,
+    inputs: Mapping[str, Any],
+    tangents: Mapping[str, Any],
+    *,
+    wrt: Sequence[str] | None = None,
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     positions = wrt_positions(fn, wrt if wrt is not None else _tangent_names(fn, tangents))

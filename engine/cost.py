@@ -27,8 +27,9 @@ class Cost:
     mode: str | None = None  # the Jacobian mode that would be used
 
 
-def transformed(fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto",
-                reduce: str = "none") -> tuple[Function, tuple[int, ...], str | None]:
+def transformed(
+    fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto", reduce: str = "none"
+) -> tuple[Function, tuple[int, ...], str | None]:
     """The function that `operation` runs, its wrt positions, and the Jacobian mode."""
     if operation not in OPERATIONS:
         raise EngineError(BAD_PARAM, f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
@@ -73,8 +74,9 @@ def result_elements(fn: Function, operation: str, *, wrt: Sequence[str] | None =
     return fn.output.aval.size + sum(ShapedArray(s, "float64").size for s in shapes)
 
 
-def estimate(fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto",
-             reduce: str = "none") -> Cost:
+def estimate(
+    fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto", reduce: str = "none"
+) -> Cost:
     program, positions, used = transformed(fn, operation, wrt=wrt, mode=mode, reduce=reduce)
     sizes = [e.output.aval.size for e in program.equations] + [
         v.aval.size for v in program.inputs if isinstance(v, Var)

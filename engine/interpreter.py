@@ -41,7 +41,9 @@ class Plan:
             out = len(slots) + len(constants)
             slots[eqn.output] = out
             freed = tuple(
-                slots[a] for a in {a for a in eqn.inputs if isinstance(a, Var)} if last_reader[a] == index and a not in kept
+                slots[a]
+                for a in {a for a in eqn.inputs if isinstance(a, Var)}
+                if last_reader[a] == index and a not in kept
             )
             self.steps.append((eqn.primitive.impl, inputs, eqn.kwargs, out, freed, eqn))
         self.outputs = tuple(slot_of(o) for o in fn.outputs)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -221,13 +222,13 @@ class Function:
                 names[atom] = f"%{len(names)}"
             return names[atom]
 
-        lines = [
-            "in " + ", ".join(f"{n}={name(v)}:{v.aval}" for n, v in zip(self.input_names, self.inputs))
-        ]
+        lines = ["in " + ", ".join(f"{n}={name(v)}:{v.aval}" for n, v in zip(self.input_names, self.inputs))]
         for eqn in self.equations:
             params = ", ".join(f"{k}={v!r}" for k, v in eqn.params)
             args = ", ".join(name(a) for a in eqn.inputs)
-            lines.append(f"{name(eqn.output)}:{eqn.output.aval} = {eqn.primitive.name}({args}{'; ' + params if params else ''})")
+            lines.append(
+                f"{name(eqn.output)}:{eqn.output.aval} = {eqn.primitive.name}({args}{'; ' + params if params else ''})"
+            )
         lines.append("out " + ", ".join(name(o) for o in self.outputs))
         return "\n".join(lines)
 
@@ -338,15 +339,13 @@ class Builder:
         try:
             aval = primitive.shape(*(a.aval for a in inputs), **params)
         except EngineError as error:
-            raise error.at(self.location)
+            raise error.at(self.location) from None
         except (TypeError, ValueError) as error:
             raise EngineError(SHAPE, f"{primitive.name}: {error}", self.location) from None
         if not aval.shape and all(isinstance(a, Literal) for a in inputs):
             return _fold(primitive, inputs, params, aval)
         if self.max_equations is not None and len(self.equations) >= self.max_equations:
-            raise EngineError(
-                "limit", f"the function grew past {self.max_equations} operations", self.location
-            )
+            raise EngineError("limit", f"the function grew past {self.max_equations} operations", self.location)
         out = Var(aval)
         eqn = Equation(primitive, inputs, tuple(sorted(params.items())), out, self.location)
         self.equations.append(eqn)
@@ -379,18 +378,15 @@ def current_builder() -> Builder:
     return builder
 
 
-class building:
-    """Context manager that makes a builder current."""
-
-    def __init__(self, builder: Builder | None = None):
-        self.builder = builder or Builder()
-
-    def __enter__(self) -> Builder:
-        self._token = _builder.set(self.builder)
-        return self.builder
-
-    def __exit__(self, *exc) -> None:
-        _builder.reset(self._token)
+@contextmanager
+def building(builder: Builder | None = None) -> Iterator[Builder]:
+    """Make a builder current: the ops called inside record into it."""
+    builder = builder or Builder()
+    token = _builder.set(builder)
+    try:
+        yield builder
+    finally:
+        _builder.reset(token)
 
 
 def trace(body: Callable[..., Any], avals: dict[str, ShapedArray], **builder_options: Any) -> Function:

@@ -172,4 +172,4 @@ def call(name: str, args: list, keywords: dict, location: str | None = None):
     try:
         return function.call(*args, **keywords)
     except EngineError as error:
-        raise error.at(location)
+        raise error.at(location) from None

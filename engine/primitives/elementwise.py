@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from engine.errors import BAD_PARAM, EngineError
 from engine.ir import DTYPES, Literal, ShapedArray
-from engine.primitives.common import broadcast_shapes, promote, primitive, same_dtype
+from engine.primitives.common import broadcast_shapes, primitive, promote, same_dtype
 
 
 def _scaled(term, partial):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from engine.errors import SHAPE, EngineError
 from engine.ir import ShapedArray
-from engine.primitives import elementwise as ew
 from engine.primitives import reductions as red
 from engine.primitives import shape as shp
 from engine.primitives.common import broadcast_shapes, lift_batch_axis, logical_ndim, primitive, promote, same_dtype
@@ -55,8 +54,24 @@ def _matmul_cotangent(position: int):
     return rule
 
 
+def _batched_times_matrix(stacked, matrix):
+    """(batch, [n,] k) @ (k, m) as one matrix product: numpy would loop over the batch."""
+    shape = stacked.aval.shape
+    flat = shp.reshape(stacked, shape=(-1, shape[-1])) if len(shape) == 3 else stacked
+    return shp.reshape(matmul(flat, matrix), shape=(*shape[:-1], matrix.aval.shape[-1]))
+
+
 def _matmul_batch(args, batched):
     a, b = args
+    # A plain matrix against a batch of vectors or matrices is one matrix product; this is
+    # the case of every Jacobian (a basis pushed through a linear map).
+    if batched == [True, False] and b.aval.ndim == 2 and a.aval.ndim <= 3:
+        return _batched_times_matrix(a, b)
+    if batched == [False, True] and a.aval.ndim == 2 and b.aval.ndim <= 3:
+        if b.aval.ndim == 2:  # a batch of vectors: (a @ v) for each v is v @ a^T
+            return matmul(b, shp.swap_last_axes(a))
+        swapped = _batched_times_matrix(shp.swap_last_axes(b), shp.swap_last_axes(a))
+        return shp.swap_last_axes(swapped)
     a_vector, b_vector = logical_ndim(a, batched[0]) == 1, logical_ndim(b, batched[1]) == 1
     if a_vector:
         a = shp.expand_dims(a, a.aval.ndim - 1)

@@ -10,7 +10,7 @@ derivative at the zero vector is 0, as in torch.linalg.vector_norm.
 from __future__ import annotations
 
 from engine.errors import SHAPE, EngineError
-from engine.ir import ShapedArray
+from engine.ir import Literal, ShapedArray
 from engine.primitives import elementwise as ew
 from engine.primitives import shape as shp
 from engine.primitives.common import normalize_axis, primitive, promote
@@ -25,6 +25,8 @@ def reduced_shape(shape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool)
 def expand_reduced(reduced, shape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool):
     """Broadcast a reduced array (a cotangent, an output) back over the reduced axes."""
     kept = reduced_shape(shape, axis, True)
+    if isinstance(reduced, Literal):
+        return shp.broadcast_to(reduced, shape=shape)
     if reduced.aval.shape != kept:
         reduced = shp.reshape(reduced, shape=kept)
     return shp.broadcast_to(reduced, shape=shape) if kept != tuple(shape) else reduced
@@ -66,9 +68,7 @@ def reduction(name, impl, partial, *, floating=False):
     def vjp(g, out, x, *, axis, keepdims):
         return expand_reduced(g, x.aval.shape, axis, keepdims) * partial(out, x, axis, keepdims)
 
-    prim = primitive(
-        name, impl=impl, shape=_shape(nonempty=True), jvp=[jvp], vjp=[vjp], prepare=_prepare(floating)
-    )
+    prim = primitive(name, impl=impl, shape=_shape(nonempty=True), jvp=[jvp], vjp=[vjp], prepare=_prepare(floating))
     prim.batch = _batch(prim)
     return prim
 

@@ -146,9 +146,7 @@ def _concatenate_shape(*avals: ShapedArray, axis: int) -> ShapedArray:
         if other.ndim != first.ndim or any(
             a != b for i, (a, b) in enumerate(zip(first.shape, other.shape)) if i != axis
         ):
-            raise EngineError(
-                SHAPE, f"cannot concatenate shapes {[list(a.shape) for a in avals]} along axis {axis}"
-            )
+            raise EngineError(SHAPE, f"cannot concatenate shapes {[list(a.shape) for a in avals]} along axis {axis}")
     shape = list(first.shape)
     shape[axis] = sum(a.shape[axis] for a in avals)
     return ShapedArray(tuple(shape), same_dtype(*avals))

@@ -31,7 +31,10 @@ def vmap(fn: Function, batched: Sequence[bool], size: int) -> Function:
     """The function mapped over a leading axis of length `size` of the flagged inputs;
     every output gets that axis."""
     with building() as builder:
-        inputs = [Var(type(v.aval)((size, *v.aval.shape), v.aval.dtype) if flag else v.aval) for v, flag in zip(fn.inputs, batched)]
+        inputs = [
+            Var(type(v.aval)((size, *v.aval.shape), v.aval.dtype) if flag else v.aval)
+            for v, flag in zip(fn.inputs, batched)
+        ]
         outputs, flags = vmap_call(fn, inputs, batched)
         outputs = [materialize_batch(o, flag, size) for o, flag in zip(outputs, flags)]
         return builder.function(inputs, fn.input_names, outputs)

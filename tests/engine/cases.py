@@ -180,8 +180,13 @@ CASES: list[Case] = [
         lambda x: x.broadcast_to(2, 3, 2),
         ((3, 1),),
     ),
-    Case("log(x**2)*sin(x)+1/x", lambda x: ops.log(x**2) * ops.sin(x) + 1 / x,
-         lambda x: torch.log(x**2) * torch.sin(x) + 1 / x, ((4,),), ("away_from_zero",)),
+    Case(
+        "log(x**2)*sin(x)+1/x",
+        lambda x: ops.log(x**2) * ops.sin(x) + 1 / x,
+        lambda x: torch.log(x**2) * torch.sin(x) + 1 / x,
+        ((4,),),
+        ("away_from_zero",),
+    ),
 ]
 
 # Zero-derivative functions: checked for values and for a zero (not missing) derivative.

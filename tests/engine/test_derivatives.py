@@ -101,9 +101,7 @@ def test_hessian_matches_torch_and_hvp_matches_finite_differences(case, backend_
     minus = api.grad(fn, shifted(-1), wrt=wrt)
     for name in wrt:
         np.testing.assert_allclose(product[name], (plus[name] - minus[name]) / (2 * eps), rtol=1e-4, atol=1e-6)
-        flat = sum(
-            hessian[name][other].reshape(gradient[name].size, -1) @ tangents[other].reshape(-1) for other in wrt
-        )
+        flat = sum(hessian[name][other].reshape(gradient[name].size, -1) @ tangents[other].reshape(-1) for other in wrt)
         np.testing.assert_allclose(product[name].reshape(-1), flat, rtol=1e-9, atol=1e-10)
 
 

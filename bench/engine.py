@@ -1,0 +1,136 @@
+"""Engine speed beside PyTorch eager (and JAX jit when installed), in one run.
+
+    .venv/bin/python -m bench.engine     (as a module: a script in bench/ would shadow the engine package)
+
+Each figure is the median time of one call, over repeated calls after a warm-up (so the
+engine's transformed-function cache and JAX's compilation are excluded, as in steady
+serving). The ratio column is engine / reference: below 1 means the engine is faster.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from engine import api, ops
+from engine.ir import ShapedArray, trace
+
+try:
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+except ImportError:  # JAX is optional: the comparison column is left empty without it
+    jax = None
+
+
+def median_seconds(call: Callable[[], object], budget: float = 0.5) -> float:
+    call()
+    start = time.perf_counter()
+    call()
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(0.05 / once))
+    samples = []
+    deadline = time.perf_counter() + budget
+    while len(samples) < 5 or (time.perf_counter() < deadline and len(samples) < 50):
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def row(label: str, engine: float, references: dict[str, float | None]) -> None:
+    cells = [f"{label:<44}", f"{engine * 1e6:>12.1f}"]
+    for value in references.values():
+        if value is None:
+            cells += [f"{'-':>12}", f"{'-':>7}"]
+        else:
+            cells += [f"{value * 1e6:>12.1f}", f"{engine / value:>7.2f}"]
+    print(" ".join(cells))
+
+
+def header(references: list[str]) -> None:
+    cells = [f"{'benchmark (microseconds per call)':<44}", f"{'engine':>12}"]
+    for name in references:
+        cells += [f"{name:>12}", f"{'ratio':>7}"]
+    print(" ".join(cells))
+
+
+def bench_dot_gradient(n: int) -> None:
+    fn = trace(lambda x: 2 * ops.dot(x, x), {"x": ShapedArray((n,), "float64")})
+    x = np.random.default_rng(0).normal(size=n)
+    engine = median_seconds(lambda: api.value_and_grad(fn, {"x": x}))
+
+    def torch_eager():
+        t = torch.tensor(x, requires_grad=True)
+        y = 2 * torch.dot(t, t)
+        y.backward()
+        return y.item(), t.grad.numpy()
+
+    numpy_by_hand = median_seconds(lambda: (2 * x @ x, 4 * x))
+    jax_jit = None
+    if jax is not None:
+        step = jax.jit(jax.value_and_grad(lambda x: 2 * jnp.dot(x, x)))
+        jax_jit = median_seconds(lambda: jax.block_until_ready(step(x)))
+    row(
+        f"grad of 2*dot(x,x), n={n:g}",
+        engine,
+        {"torch": median_seconds(torch_eager), "numpy": numpy_by_hand, "jax": jax_jit},
+    )
+
+
+def bench_jacobian(mode: str) -> None:
+    n = 200
+    rng = np.random.default_rng(1)
+    A, x = rng.normal(size=(n, n)) / np.sqrt(n), rng.normal(size=n)
+    fn = trace(lambda A, x: ops.tanh(A @ x), {"A": ShapedArray((n, n), "float64"), "x": ShapedArray((n,), "float64")})
+    engine = median_seconds(lambda: api.jacobian(fn, {"A": A, "x": x}, wrt=["x"], mode=mode))
+    transform = torch.func.jacfwd if mode == "forward" else torch.func.jacrev
+    ta = torch.tensor(A)
+    torch_jacobian = transform(lambda t: torch.tanh(ta @ t))
+    tx = torch.tensor(x)
+    jax_jit = None
+    if jax is not None:
+        jax_transform = jax.jacfwd if mode == "forward" else jax.jacrev
+        step = jax.jit(jax_transform(lambda x, A: jnp.tanh(A @ x)))
+        jax_jit = median_seconds(lambda: jax.block_until_ready(step(x, A)))
+    references = {"torch": median_seconds(lambda: torch_jacobian(tx).numpy()), "numpy": None, "jax": jax_jit}
+    row(f"jacobian of tanh(A@x) wrt x, 200x200, {mode}", engine, references)
+
+
+def bench_hessian() -> None:
+    n = 100
+    x = np.random.default_rng(2).normal(size=n)
+    fn = trace(lambda x: ops.sum(ops.sin(x) * x**2), {"x": ShapedArray((n,), "float64")})
+    engine = median_seconds(lambda: api.hessian(fn, {"x": x}))
+    torch_hessian = torch.func.hessian(lambda t: torch.sum(torch.sin(t) * t**2))
+    tx = torch.tensor(x)
+    jax_jit = None
+    if jax is not None:
+        step = jax.jit(jax.hessian(lambda x: jnp.sum(jnp.sin(x) * x**2)))
+        jax_jit = median_seconds(lambda: jax.block_until_ready(step(x)))
+    references = {"torch": median_seconds(lambda: torch_hessian(tx).numpy()), "numpy": None, "jax": jax_jit}
+    row("hessian of sum(sin(x)*x**2), n=100", engine, references)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    print(
+        f"numpy {np.__version__}, torch {torch.__version__} (eager, torch.func for Jacobians and Hessians)"
+        + (f", jax {jax.__version__} (jit)" if jax is not None else ", jax not installed")
+    )
+    header(["torch", "numpy", "jax"])
+    for n in (4, 1_000, 1_000_000):
+        bench_dot_gradient(n)
+    bench_jacobian("forward")
+    bench_jacobian("reverse")
+    bench_hessian()
+
+
+if __name__ == "__main__":
+    main()

@@ -339,9 +339,10 @@ class Builder:
         try:
             aval = primitive.shape(*(a.aval for a in inputs), **params)
         except EngineError as error:
-            raise error.at(self.location) from None
+            raise error.at(self.location or f"equation {len(self.equations)}") from None
         except (TypeError, ValueError) as error:
-            raise EngineError(SHAPE, f"{primitive.name}: {error}", self.location) from None
+            location = self.location or f"equation {len(self.equations)}"
+            raise EngineError(SHAPE, f"{primitive.name}: {error}", location) from None
         if not aval.shape and all(isinstance(a, Literal) for a in inputs):
             return _fold(primitive, inputs, params, aval)
         if self.max_equations is not None and len(self.equations) >= self.max_equations:

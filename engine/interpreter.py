@@ -61,7 +61,7 @@ class Plan:
             for impl, inputs, params, out, freed, eqn in self.steps:
                 try:
                     values[out] = impl(xp, *[values[i] for i in inputs], **params)
-                except (ArithmeticError, ValueError, RuntimeError) as error:
+                except (ArithmeticError, ValueError, TypeError, RuntimeError) as error:
                     message = f"{eqn.primitive.name} failed: {error}"
                     raise EngineError(NUMERIC, message, eqn.location) from None
                 for i in freed:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from engine.errors import SHAPE, EngineError
+from engine.errors import BAD_PARAM, SHAPE, EngineError
 
 FLOAT_DTYPES = ("float32", "float64")
 INT_DTYPES = ("int32", "int64")
@@ -163,10 +163,15 @@ class Literal(_Operators):
 Atom = Var | Literal
 
 
+_INT64_RANGE = range(-(2**63), 2**63)
+
+
 def literal(value: bool | int | float) -> Literal:
     if isinstance(value, bool):
         return Literal(value, "bool")
     if isinstance(value, int):
+        if value not in _INT64_RANGE:
+            raise EngineError(BAD_PARAM, "an integer constant does not fit in 64 bits")
         return Literal(value, "int64")
     return Literal(float(value), DEFAULT_FLOAT)
 
@@ -176,7 +181,7 @@ def as_atom(value: Any) -> Atom:
         return value
     if isinstance(value, (bool, int, float)):
         return literal(value)
-    raise EngineError("bad_input", f"expected an array or a number, got {type(value).__name__}")
+    raise EngineError(BAD_PARAM, f"expected an array or a number, got {type(value).__name__}")
 
 
 @dataclass(frozen=True, eq=False, slots=True)

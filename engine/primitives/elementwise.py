@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from engine.errors import BAD_PARAM, EngineError
 from engine.ir import DTYPES, Literal, ShapedArray
-from engine.primitives.common import broadcast_shapes, primitive, promote, same_dtype
+from engine.primitives.common import broadcast_shapes, cast, primitive, promote, same_dtype
 
 
 def _scaled(term, partial):
@@ -39,24 +39,28 @@ def _comparison_shape(*avals: ShapedArray) -> ShapedArray:
 
 
 def _prepare_numeric(args, params):
-    return promote(args), params
+    # Arithmetic on booleans counts, as Python's True + True == 2 does (numpy would
+    # compute a logical or, or refuse -True).
+    atoms = promote(args)
+    return ([cast(a, "int64") for a in atoms] if atoms[0].aval.dtype == "bool" else atoms), params
 
 
 def _prepare_floating(args, params):
     return promote(args, floating=True), params
 
 
+def _prepare_comparison(args, params):
+    return promote(args), params
+
+
 def elementwise(name, impl, *partials, floating=False, shape=_elementwise_shape):
     """An elementwise primitive; `partials[i](out, *args)` is d out / d args[i] (None: constant)."""
     jvp, vjp = _rules_from_partials(partials)
-    return primitive(
-        name,
-        impl=impl,
-        shape=shape,
-        jvp=jvp,
-        vjp=vjp,
-        prepare=_prepare_floating if floating else _prepare_numeric,
-    )
+    if shape is _comparison_shape:
+        prepare = _prepare_comparison
+    else:
+        prepare = _prepare_floating if floating else _prepare_numeric
+    return primitive(name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, prepare=prepare)
 
 
 def _floating(name, impl, partial):
@@ -164,8 +168,6 @@ def _where_shape(cond: ShapedArray, x: ShapedArray, y: ShapedArray) -> ShapedArr
 
 
 def _prepare_where(args, params):
-    from engine.primitives.common import cast
-
     cond, x, y = args
     x, y = promote([x, y])
     return [cast(promote([cond])[0], "bool"), x, y], params

@@ -9,7 +9,7 @@ derivative at the zero vector is 0, as in torch.linalg.vector_norm.
 
 from __future__ import annotations
 
-from engine.errors import SHAPE, EngineError
+from engine.errors import BAD_PARAM, SHAPE, EngineError
 from engine.ir import Literal, ShapedArray
 from engine.primitives import elementwise as ew
 from engine.primitives import shape as shp
@@ -38,7 +38,10 @@ def _prepare(floating: bool):
         if x.aval.dtype == "bool":
             x = ew.convert(x, dtype="int64")
         axis = normalize_axis(params.get("axis"), x.aval.ndim)
-        return [x], {"axis": axis, "keepdims": bool(params.get("keepdims", False))}
+        keepdims = params.get("keepdims", False)
+        if not isinstance(keepdims, bool):
+            raise EngineError(BAD_PARAM, f"keepdims must be true or false, got {keepdims!r}")
+        return [x], {"axis": axis, "keepdims": keepdims}
 
     return prepare
 

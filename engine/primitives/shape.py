@@ -314,8 +314,8 @@ def expand_dims(x, axis: int):
 
 
 def stack(arrays, axis: int = 0):
-    atoms = promote(arrays)
-    if not atoms:
+    if not arrays:
         raise EngineError(BAD_PARAM, "stack needs at least one array")
+    atoms = promote(arrays)
     position = single_axis(axis, atoms[0].aval.ndim + 1)
     return concatenate(*(expand_dims(a, position) for a in atoms), axis=position)

@@ -151,3 +151,24 @@ def test_singular_matrix_is_a_numeric_error_located_at_its_equation():
     with pytest.raises(EngineError) as error:
         api.evaluate(fn, {"A": np.zeros((2, 2))})
     assert error.value.kind == "numeric" and "inv" in error.value.message
+
+
+def test_booleans_count_in_arithmetic_as_in_python():
+    fn = trace(lambda x: -(x > 0) + (x > 1) - ops.sign(x > 2), {"x": ShapedArray((3,), "float64")})
+    np.testing.assert_array_equal(api.evaluate(fn, {"x": np.array([-1.0, 0.5, 3.0])}), [0, -1, -1])
+
+
+@pytest.mark.parametrize(
+    "body, kind",
+    [
+        (lambda x: ops.stack([]), "bad_param"),
+        (lambda x: x + 2**70, "bad_param"),
+        (lambda x: ops.sum(x, keepdims=5), "bad_param"),
+        (lambda x: x + [1.0], "bad_param"),
+    ],
+    ids=["empty stack", "int overflow", "keepdims not bool", "list operand"],
+)
+def test_malformed_arguments_are_user_errors(body, kind):
+    with pytest.raises(EngineError) as error:
+        trace(body, {"x": ShapedArray((3,), "float64")})
+    assert error.value.kind == kind

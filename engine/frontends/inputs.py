@@ -1,0 +1,44 @@
+"""Input arrays as the front-ends see them: names with a shape and a dtype."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from engine.errors import BAD_INPUT, EngineError
+from engine.ir import DTYPES, ShapedArray
+
+
+def pointer_token(key: Any) -> str:
+    """A JSON pointer reference token (RFC 6901)."""
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def input_pointer(name: Any) -> str:
+    return f"/inputs/{pointer_token(name)}"
+
+
+def as_array(name: Any, value: Any) -> np.ndarray:
+    if not isinstance(name, str):
+        raise EngineError(BAD_INPUT, f"input names are strings, got {name!r}", "/inputs")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise EngineError(BAD_INPUT, f"input {name!r} is not an array: {error}", input_pointer(name)) from None
+    if array.dtype.name not in DTYPES:
+        raise EngineError(
+            BAD_INPUT,
+            f"input {name!r} has dtype {array.dtype.name}; the dtypes are {', '.join(DTYPES)}",
+            input_pointer(name),
+        )
+    return array
+
+
+def aval_of(array: np.ndarray) -> ShapedArray:
+    return ShapedArray(tuple(array.shape), array.dtype.name)
+
+
+def avals_of(inputs: Mapping[str, Any]) -> dict[str, ShapedArray]:
+    return {name: aval_of(as_array(name, value)) for name, value in inputs.items()}

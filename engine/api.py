@@ -205,39 +205,34 @@ def hvp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
 # ---- running them on arrays ----
 
 
-def _input_arrays(fn: Function, inputs: Mapping[str, Any], xp) -> list[Any]:
+def _host_array(value: Any, aval: ShapedArray, location: str) -> np.ndarray:
+    array = np.asarray(value, dtype=aval.dtype)
+    if tuple(array.shape) != aval.shape:
+        raise EngineError(BAD_INPUT, f"expected shape {list(aval.shape)}, got {list(array.shape)}", location)
+    return array
+
+
+def _run(
+    transformed: Function,
+    fn: Function,
+    inputs: Mapping[str, Any],
+    backend_name: str,
+    extras: Sequence[tuple[Any, ShapedArray, str]] = (),
+) -> list[np.ndarray]:
+    """Run a transform of `fn` on its inputs followed by `extras` (value, aval, location):
+    the cotangent or tangents. Arrays are cast to the dtypes the function was built for."""
     missing = [n for n in fn.input_names if n not in inputs]
     if missing:
         raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "inputs")
-    arrays = []
-    for name, var in zip(fn.input_names, fn.inputs):
-        array = np.asarray(inputs[name])
-        _check_aval(array, var.aval, f"inputs/{name}")
-        arrays.append(backend.to_backend(xp, array))
-    return arrays
-
-
-def _check_aval(array: np.ndarray, aval: ShapedArray, location: str) -> None:
-    if tuple(array.shape) != aval.shape:
-        raise EngineError(BAD_INPUT, f"expected shape {list(aval.shape)}, got {list(array.shape)}", location)
-
-
-def _extra_arrays(values: Sequence[np.ndarray], avals: Sequence[ShapedArray], locations: Sequence[str], xp):
-    arrays = []
-    for value, aval, location in zip(values, avals, locations):
-        array = np.asarray(value, dtype=aval.dtype)
-        _check_aval(array, aval, location)
-        arrays.append(backend.to_backend(xp, array))
-    return arrays
-
-
-def _run(transformed: Function, args: list[Any], backend_name: str) -> list[np.ndarray]:
-    return [backend.to_host(r) for r in interpreter.run(transformed, args, backend_name)]
+    arrays = [_host_array(inputs[n], v.aval, f"inputs/{n}") for n, v in zip(fn.input_names, fn.inputs)]
+    arrays += [_host_array(value, aval, location) for value, aval, location in extras]
+    xp = backend.namespace(backend_name)
+    results = interpreter.run(transformed, [backend.to_backend(xp, a) for a in arrays], backend_name)
+    return [backend.to_host(r) for r in results]
 
 
 def evaluate(fn: Function, inputs: Mapping[str, Any], *, backend_name: str = "numpy") -> np.ndarray:
-    xp = backend.namespace(backend_name)
-    return _run(fn, _input_arrays(fn, inputs, xp), backend_name)[0]
+    return _run(fn, fn, inputs, backend_name)[0]
 
 
 def value_and_grad(
@@ -251,9 +246,7 @@ def value_and_grad(
     if reduce not in ("none", "sum"):
         raise EngineError(BAD_PARAM, f'reduce must be "none" or "sum", got {reduce!r}', "reduce")
     positions = wrt_positions(fn, wrt)
-    transformed = gradient_function(fn, positions, reduce == "sum")
-    xp = backend.namespace(backend_name)
-    value, *gradients = _run(transformed, _input_arrays(fn, inputs, xp), backend_name)
+    value, *gradients = _run(gradient_function(fn, positions, reduce == "sum"), fn, inputs, backend_name)
     return value, {fn.input_names[i]: g for i, g in zip(positions, gradients)}
 
 
@@ -270,14 +263,12 @@ def vjp(
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     positions = wrt_positions(fn, wrt)
-    transformed = vjp_function(fn, positions)
-    xp = backend.namespace(backend_name)
-    args = _input_arrays(fn, inputs, xp) + _extra_arrays([cotangent], [fn.output.aval], ["cotangent"], xp)
-    value, *cotangents = _run(transformed, args, backend_name)
+    extras = [(cotangent, fn.output.aval, "cotangent")]
+    value, *cotangents = _run(vjp_function(fn, positions), fn, inputs, backend_name, extras)
     return value, {fn.input_names[i]: c for i, c in zip(positions, cotangents)}
 
 
-def _tangent_arrays(fn: Function, positions: tuple[int, ...], tangents: Mapping[str, Any], xp):
+def _tangent_extras(fn: Function, positions: tuple[int, ...], tangents: Mapping[str, Any]):
     names = [fn.input_names[i] for i in positions]
     missing = [n for n in names if n not in tangents]
     if missing:
@@ -285,8 +276,12 @@ def _tangent_arrays(fn: Function, positions: tuple[int, ...], tangents: Mapping[
     extra = sorted(set(tangents) - set(names))
     if extra:
         raise EngineError(BAD_INPUT, f"tangents given for inputs not differentiated: {', '.join(extra)}", "tangents")
-    avals = [fn.inputs[i].aval for i in positions]
-    return _extra_arrays([tangents[n] for n in names], avals, [f"tangents/{n}" for n in names], xp)
+    return [(tangents[n], fn.inputs[i].aval, f"tangents/{n}") for n, i in zip(names, positions)]
+
+
+def _tangent_names(fn: Function, tangents: Mapping[str, Any]) -> list[str]:
+    """Without wrt, the tangents given say which inputs move (in input order)."""
+    return [n for n in fn.input_names if n in tangents] + sorted(set(tangents) - set(fn.input_names))
 
 
 def jvp(
@@ -299,16 +294,9 @@ def jvp(
 ) -> tuple[np.ndarray, np.ndarray]:
     positions = wrt_positions(fn, wrt if wrt is not None else _tangent_names(fn, tangents))
     _require_float_output(fn)
-    transformed = jvp_function(fn, positions)
-    xp = backend.namespace(backend_name)
-    args = _input_arrays(fn, inputs, xp) + _tangent_arrays(fn, positions, tangents, xp)
-    value, tangent = _run(transformed, args, backend_name)
+    extras = _tangent_extras(fn, positions, tangents)
+    value, tangent = _run(jvp_function(fn, positions), fn, inputs, backend_name, extras)
     return value, tangent
-
-
-def _tangent_names(fn: Function, tangents: Mapping[str, Any]) -> list[str]:
-    """Without wrt, the tangents given say which inputs move (in input order)."""
-    return [n for n in fn.input_names if n in tangents] + sorted(set(tangents) - set(fn.input_names))
 
 
 def jacobian(
@@ -322,9 +310,7 @@ def jacobian(
     """Returns the value, the Jacobians by input name, and the mode used."""
     positions = wrt_positions(fn, wrt)
     used = choose_jacobian_mode(fn, positions, mode)
-    transformed = jacobian_function(fn, positions, used)
-    xp = backend.namespace(backend_name)
-    value, *jacobians = _run(transformed, _input_arrays(fn, inputs, xp), backend_name)
+    value, *jacobians = _run(jacobian_function(fn, positions, used), fn, inputs, backend_name)
     return value, {fn.input_names[i]: j for i, j in zip(positions, jacobians)}, used
 
 
@@ -341,9 +327,7 @@ def hessian(
     fn: Function, inputs: Mapping[str, Any], *, wrt: Sequence[str] | None = None, backend_name: str = "numpy"
 ) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
     positions = wrt_positions(fn, wrt)
-    transformed = hessian_function(fn, positions)
-    xp = backend.namespace(backend_name)
-    value, *blocks = _run(transformed, _input_arrays(fn, inputs, xp), backend_name)
+    value, *blocks = _run(hessian_function(fn, positions), fn, inputs, backend_name)
     names = [fn.input_names[i] for i in positions]
     return value, {a: {b: blocks[r * len(names) + c] for c, b in enumerate(names)} for r, a in enumerate(names)}
 
@@ -357,9 +341,7 @@ def hvp(
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     positions = wrt_positions(fn, wrt if wrt is not None else _tangent_names(fn, tangents))
-    transformed = hvp_function(fn, positions)
-    xp = backend.namespace(backend_name)
-    args = _input_arrays(fn, inputs, xp) + _tangent_arrays(fn, positions, tangents, xp)
-    value, *rest = _run(transformed, args, backend_name)
+    extras = _tangent_extras(fn, positions, tangents)
+    value, *rest = _run(hvp_function(fn, positions), fn, inputs, backend_name, extras)
     names = [fn.input_names[i] for i in positions]
     return value, dict(zip(names, rest[: len(names)])), dict(zip(names, rest[len(names) :]))

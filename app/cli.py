@@ -1,0 +1,36 @@
+"""`gradserve serve [--host HOST] [--port PORT] [--workers N]`: the service under uvicorn.
+
+One uvicorn process serves HTTP; `--workers` sizes its pool of computing processes (it
+overrides GRADSERVE_WORKERS). Every other setting comes from GRADSERVE_* variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from app.main import create_app
+from app.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gradserve", description="Derivatives over HTTP.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes computing requests (default: GRADSERVE_WORKERS or 2)"
+    )
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    args = parser.parse_args(argv)
+
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    settings = Settings() if args.workers is None else Settings(workers=args.workers)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The service's own failures (sizes, load, time, crashes), as data: `app.problems` turns
+each into an RFC 9457 response. No web imports: a worker process raises `TooLargeError` too."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A failure with a stable problem `kind`, an HTTP status and, where it applies, a location."""
+
+    kind = "internal"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, location: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.location = location
+
+    def __reduce__(self):
+        return (type(self), (self.detail, self.location))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class TooLargeError(ServiceError):
+    kind = "too-large"
+    status = 413
+    title = "Request too large"
+
+
+class OverloadedError(ServiceError):
+    kind = "overloaded"
+    status = 503
+    title = "Service overloaded"
+
+    def __init__(self, detail: str, location: str | None = None, retry_after: int = 1):
+        super().__init__(detail, location)
+        self.retry_after = retry_after
+
+    def __reduce__(self):
+        return (type(self), (self.detail, self.location, self.retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class NotReadyError(OverloadedError):
+    kind = "not-ready"
+    title = "Service not ready"
+
+
+class DeadlineExceededError(ServiceError):
+    kind = "deadline-exceeded"
+    status = 504
+    title = "Deadline exceeded"
+
+
+class WorkerCrashedError(ServiceError):
+    kind = "worker-crashed"
+    status = 500
+    title = "Worker crashed"

@@ -1,0 +1,82 @@
+"""The application: `create_app(settings)` builds it, its lifespan starts and stops the worker
+pool, and `app` is the one uvicorn serves by default."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app import problems
+from app.body_limit import BodyLimitMiddleware
+from app.metrics import Metrics, MetricsMiddleware
+from app.pool import LocalPool
+from app.routes import catalogue, compute, docs, health
+from app.schemas import Problem
+from app.service import Service
+from app.settings import Settings
+
+VERSION = "1.0.0"
+DESCRIPTION = """Values, gradients, Jacobians, vector-Jacobian and Jacobian-vector products, Hessians and
+Hessian-vector products of a function given as an expression, a computational graph or a small
+Python program, computed by gradserve's own automatic differentiation engine.
+
+Errors are RFC 9457 problem details (`application/problem+json`) with a stable `type` URI per kind:
+`https://gradserve.dev/problems/<kind>`. Sizes over the limits are refused with 413 before anything is
+computed; a full pool answers 503 with `Retry-After`; a computation past the deadline is stopped and
+answered 504 (`deadline-exceeded`)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    pool = LocalPool(settings)
+    metrics = Metrics(pool)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await pool.start()
+            yield
+        finally:
+            pool.close()
+
+    app = FastAPI(
+        title="gradserve",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        separate_input_output_schemas=False,
+    )
+    app.state.pool = pool
+    app.state.metrics = metrics
+    app.state.service = Service(settings, pool)
+    problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (compute, catalogue, health):
+        app.include_router(module.router)
+    docs.install(app)
+    app.openapi = lambda: _openapi(app)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the Problem schema that every error response refers to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes,
+            separate_input_output_schemas=app.separate_input_output_schemas,
+        )  # fmt: skip
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema["components"]["schemas"].update(problem.pop("$defs", {}))
+        schema["components"]["schemas"]["Problem"] = problem
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+app = create_app()

@@ -1,0 +1,149 @@
+"""The worker pool: a small interface, and its local implementation on pebble processes.
+
+Admission is bounded (one running task per worker plus `queue_size` waiting); past it,
+`submit` refuses at once (503 with Retry-After) rather than queueing without end. Every task
+has a deadline counted from admission: a task still queued then is dropped, a running one has
+its worker killed and replaced (504). A worker that dies (segfault, os._exit, the OOM killer)
+fails only the task it was running (500); queued tasks go to its replacement. Workers are
+spawned, not forked, so that a GPU worker can own its CUDA context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections import Counter
+from concurrent.futures import CancelledError
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pebble import ProcessExpired, ProcessFuture, ProcessPool
+
+from app import worker
+from app.errors import DeadlineExceededError, OverloadedError, WorkerCrashedError
+from app.settings import Settings
+from app.tasks import Outcome, Task
+
+log = logging.getLogger("gradserve.pool")
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    workers: int
+    capacity: int  # tasks admitted at once: workers + queue
+    busy: int  # tasks a worker is running
+    queued: int  # tasks admitted, waiting for a worker
+    restarts: dict[str, int] = field(default_factory=dict)  # workers replaced, by reason
+
+
+class Pool(Protocol):
+    async def start(self) -> None: ...
+
+    async def submit(self, task: Task) -> Outcome: ...
+
+    def stats(self) -> PoolStats: ...
+
+    def check(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class LocalPool:
+    def __init__(self, settings: Settings):
+        self.workers = settings.workers
+        self.capacity = settings.workers + settings.queue_size
+        self.deadline = settings.deadline_seconds
+        self.retry_after = settings.retry_after_seconds
+        self._options = dict(
+            max_workers=settings.workers,
+            max_tasks=settings.max_tasks_per_child,
+            initializer=worker.initialize,
+            initargs=(settings.backend, settings.worker_threads, settings.worker_memory_bytes),
+            context=multiprocessing.get_context("spawn"),
+        )
+        self._pool = ProcessPool(**self._options)
+        self._admitted: set[ProcessFuture] = set()
+        self._ready = False
+        self.restarts: Counter[str] = Counter(deadline=0, crash=0, pool=0)
+
+    async def start(self) -> None:
+        """Wait until the workers have started (spawning one imports numpy and the engine)."""
+        pings = [asyncio.wrap_future(self._pool.schedule(worker.ping)) for _ in range(self.workers)]
+        await asyncio.gather(*pings)
+        self._ready = True
+
+    async def submit(self, task: Task) -> Outcome:
+        if len(self._admitted) >= self.capacity:
+            raise OverloadedError(
+                f"all {self.workers} workers are busy and {self.capacity - self.workers} requests are waiting; "
+                f"retry in {self.retry_after} s",
+                retry_after=self.retry_after,
+            )
+        deadline = asyncio.get_running_loop().time() + self.deadline
+        try:
+            return await self._run(task, deadline)
+        except BrokenProcessPool:
+            # pebble breaks the whole pool when a worker dies while no task is running, and fails the
+            # tasks only queued then: this one never ran, so it runs again, on a fresh pool.
+            try:
+                return await self._run(task, deadline)
+            except BrokenProcessPool:
+                raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
+
+    async def _run(self, task: Task, deadline: float) -> Outcome:
+        # pebble's own timeout (counted from when a worker starts the task) backs up the deadline.
+        future = self._live_pool().schedule(worker.run, args=(task,), timeout=self.deadline)
+        self._admitted.add(future)
+        try:
+            return await self._result(future, deadline - asyncio.get_running_loop().time())
+        finally:
+            self._admitted.discard(future)
+            future.cancel()  # a no-op when done; stops the worker if the request itself was cancelled
+
+    async def _result(self, future: ProcessFuture, timeout: float) -> Outcome:
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), max(timeout, 0))
+        except TimeoutError:
+            if future.running() or future.done():
+                self.restarts["deadline"] += 1
+            future.cancel()  # pebble stops a running task's worker and starts another
+            raise DeadlineExceededError(
+                f"the computation did not finish within the deadline of {self.deadline:g} s and was stopped; "
+                "make the arrays smaller or the function cheaper"
+            ) from None
+        except ProcessExpired as error:
+            self.restarts["crash"] += 1
+            log.warning("worker %s died with exit code %s; it was replaced", error.pid, error.exitcode)
+            raise WorkerCrashedError(
+                f"the worker computing this request died (exit code {error.exitcode}) and was replaced; "
+                "other requests were not affected"
+            ) from None
+        except CancelledError:
+            raise WorkerCrashedError("the worker pool stopped while computing this request") from None
+
+    def _live_pool(self) -> ProcessPool:
+        """pebble gives up on the whole pool when a worker dies while none is running a task
+        (it cannot tell whose task was lost); start a fresh one then."""
+        if not self._pool.active:
+            log.warning("the worker pool broke; starting a new one")
+            self.restarts["pool"] += 1
+            self._pool.stop()
+            self._pool.join()
+            self._pool = ProcessPool(**self._options)
+        return self._pool
+
+    def check(self) -> bool:
+        """Whether the pool can take work (for readiness), replacing a broken one."""
+        return self._ready and self._live_pool().active
+
+    def stats(self) -> PoolStats:
+        admitted = list(self._admitted)
+        busy = sum(1 for f in admitted if f.running())
+        return PoolStats(self.workers, self.capacity, busy, len(admitted) - busy, dict(self.restarts))
+
+    def close(self) -> None:
+        self._ready = False
+        self._pool.stop()
+        self._pool.join()

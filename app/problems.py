@@ -1,0 +1,168 @@
+"""RFC 9457 problem details for every error the service gives, in one place.
+
+Each kind of error has a stable `type` URI, ``https://gradserve.dev/problems/<kind>``:
+- the engine's kinds (syntax, unknown_name, unknown_op, arity, bad_param, shape, dtype, graph,
+  not_scalar, bad_wrt, bad_input, limit, numeric): 422. `limit` there is a budget of the
+  function itself (nesting depth, operations, program steps), so 422 like any function the
+  service cannot process; sizes are 413 `too-large`, whichever side finds them;
+- invalid-request (422, the request does not fit the schema), malformed-json (400),
+  unsupported-media-type (415, a body that is not JSON), too-large (413), not-found (404),
+  method-not-allowed (405), overloaded (503 with
+  Retry-After), not-ready (503), deadline-exceeded (504: the worker was stopped and replaced),
+  worker-crashed (500), internal (500, never with a traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from app.errors import ServiceError
+from engine.errors import EngineError
+
+TYPE_BASE = "https://gradserve.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("gradserve")
+
+_ENGINE_TITLES = {
+    "syntax": "Syntax error",
+    "unknown_name": "Unknown name",
+    "unknown_op": "Unknown operation",
+    "arity": "Wrong number of arguments",
+    "bad_param": "Bad parameter",
+    "shape": "Shapes do not fit",
+    "dtype": "Wrong dtype",
+    "graph": "Invalid graph",
+    "not_scalar": "Output is not a scalar",
+    "bad_wrt": "Bad wrt",
+    "bad_input": "Bad input",
+    "limit": "Function over budget",
+    "numeric": "Numeric failure",
+}
+_HTTP_KINDS = {
+    400: ("malformed-json", "Malformed request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("too-large", "Request too large"),
+}
+# Top-level request fields: an engine location starting with one becomes a JSON pointer.
+_REQUEST_FIELDS = {"function", "inputs", "wrt", "dtype", "encoding", "reduce", "cotangent", "tangents", "mode"}
+
+
+def problem(
+    status: int, kind: str, title: str, detail: str, location: str | None = None, *,
+    headers: dict[str, str] | None = None, errors: list[dict[str, str]] | None = None,
+) -> Response:  # fmt: skip
+    body: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail}
+    if location is not None:
+        body["location"] = location
+    if errors:
+        body["errors"] = errors
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def engine_problem(error: EngineError) -> Response:
+    return problem(422, error.kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message,
+                   engine_location(error.location))  # fmt: skip
+
+
+def engine_location(location: str | None) -> str | None:
+    """A JSON pointer into the request where the engine's location is one: "inputs/x" and "wrt"
+    name request fields, "/graph/nodes/2" points into the function; node ids ("node 'c'") and
+    source positions ("offset 12", "line 3, column 5") stay as they are."""
+    if not location:
+        return location
+    if location.startswith("/graph"):
+        return "/function" + location
+    if location.split("/", 1)[0] in _REQUEST_FIELDS:
+        return "/" + location
+    return location
+
+
+def json_pointer(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location, ("body", "inputs", "x"), as a JSON pointer: /inputs/x."""
+    parts = loc[1:] if loc and loc[0] == "body" else loc
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _validation_problem(request: Request, error: RequestValidationError) -> Response:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if not (content_type == "application/json" or content_type.endswith("+json")):
+        detail = f"the body is sent as {content_type}; send JSON with Content-Type: application/json"
+        return problem(415, "unsupported-media-type", "Unsupported media type", detail)
+    issues = error.errors()
+    if any(issue["type"] == "json_invalid" for issue in issues):
+        issue = issues[0]
+        reason = issue.get("ctx", {}).get("error", "invalid JSON")
+        at = issue["loc"][-1] if len(issue["loc"]) > 1 else "?"
+        return problem(
+            400, "malformed-json", "Malformed request", f"the body is not valid JSON: {reason} (at byte {at})"
+        )
+    listed = [{"location": json_pointer(tuple(i["loc"])), "detail": _message(i)} for i in issues]
+    first = listed[0]
+    detail = first["detail"] + (f" (and {len(listed) - 1} more: see errors)" if len(listed) > 1 else "")
+    return problem(422, "invalid-request", "Invalid request", detail, first["location"], errors=listed)
+
+
+def _message(issue: dict[str, Any]) -> str:
+    message = issue["msg"].removeprefix("Value error, ")
+    if issue["type"] == "missing":
+        return "this field is required"
+    if issue["type"] == "extra_forbidden":
+        return "unknown field; see the schema at /docs"
+    if issue["type"] == "model_attributes_type" and issue["loc"] == ("body",):
+        return "the body must be a JSON object (sent with Content-Type: application/json)"
+    return message
+
+
+def _http_problem(request: Request, error: HTTPException) -> Response:
+    kind, title = _HTTP_KINDS.get(error.status_code, (f"http-{error.status_code}", "HTTP error"))
+    detail = error.detail if isinstance(error.detail, str) else title
+    if error.status_code == 404:
+        detail = f"no resource at {request.url.path}; the endpoints are listed at /docs"
+    elif error.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return problem(error.status_code, kind, title, detail, headers=error.headers)
+
+
+def _service_problem(request: Request, error: ServiceError) -> Response:
+    return problem(error.status, error.kind, error.title, error.detail, error.location, headers=error.headers)
+
+
+def _engine_problem(request: Request, error: EngineError) -> Response:
+    return engine_problem(error)
+
+
+def _unexpected_problem(request: Request, error: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(500, "internal", "Internal error", "the service failed unexpectedly; the failure was logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_problem)
+    app.add_exception_handler(HTTPException, _http_problem)
+    app.add_exception_handler(ServiceError, _service_problem)
+    app.add_exception_handler(EngineError, _engine_problem)
+    app.add_exception_handler(Exception, _unexpected_problem)
+
+
+def problem_response_doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+# The problem responses each endpoint declares in OpenAPI.
+COMPUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: problem_response_doc("malformed-json: the body is not JSON"),
+    415: problem_response_doc("unsupported-media-type: the body is not sent as application/json"),
+    413: problem_response_doc("too-large: the body, an array, the result or an intermediate is over its limit"),
+    422: problem_response_doc("invalid-request, or an engine kind (syntax, shape, not_scalar, ...): see the type"),
+    500: problem_response_doc("worker-crashed, or internal"),
+    503: problem_response_doc("overloaded (with Retry-After), or not-ready"),
+    504: problem_response_doc("deadline-exceeded: the computation ran past the deadline and was stopped"),
+}

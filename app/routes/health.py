@@ -1,0 +1,44 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.errors import NotReadyError
+from app.problems import problem_response_doc
+from app.schemas import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness", operation_id="healthz",
+            description="200 while the process serves HTTP.")  # fmt: skip
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    summary="Readiness",
+    description="200 once the worker pool has started and is alive; 503 (not-ready) before that.",
+    responses={503: problem_response_doc("not-ready")},
+    operation_id="readyz",
+)
+def readyz(request: Request) -> dict:
+    if not request.app.state.pool.check():
+        raise NotReadyError("the worker pool is starting or restarting", retry_after=1)
+    return {"status": "ready"}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Requests and latency per endpoint, queue depth, busy workers and worker restarts, in the "
+    "Prometheus text format.",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "metrics"}},
+    operation_id="metrics",
+)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,44 @@
+"""Every knob of the service, read from the environment with the prefix ``GRADSERVE_``
+(``GRADSERVE_WORKERS=4``, ``GRADSERVE_DEADLINE_SECONDS=2.5``, ...)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRADSERVE_", extra="ignore", frozen=True)
+
+    # The worker pool.
+    workers: int = Field(2, ge=1, description="worker processes computing requests")
+    queue_size: int = Field(8, ge=0, description="requests admitted beyond one per worker; past that: 503")
+    deadline_seconds: float = Field(10.0, gt=0, description="time a request may take from admission to its result")
+    max_tasks_per_child: int = Field(0, ge=0, description="recycle a worker after this many tasks (0: never)")
+    retry_after_seconds: int = Field(1, ge=0, description="the Retry-After of a 503 when the pool is full")
+    backend: Literal["numpy", "cupy"] = Field("numpy", description="array namespace of the workers (cupy: a GPU)")
+    worker_threads: int = Field(
+        1,
+        ge=1,
+        description="BLAS threads of each worker: the pool runs requests in parallel, and waking BLAS "
+        "threads costs milliseconds per call",
+    )
+    worker_memory_bytes: int = Field(
+        8 << 30, ge=0, description="address-space limit of a numpy worker, so a runaway allocation fails (0: none)"
+    )
+
+    # Sizes, checked before anything is allocated where shapes allow (413 past them).
+    max_body_bytes: int = Field(32 << 20, ge=1, description="request body size")
+    max_array_elements: int = Field(4_000_000, ge=1, description="elements of any one array in a request")
+    max_result_elements: int = Field(10_000_000, ge=1, description="elements of all the arrays of a response")
+    max_intermediate_elements: int = Field(50_000_000, ge=1, description="elements of the largest array computed")
+    max_total_elements: int = Field(500_000_000, ge=1, description="elements of all arrays computed (a work bound)")
+
+    # Budgets of the front-ends (engine.frontends.Limits), enforced by the engine (422 past them);
+    # a program's arrays are held to max_intermediate_elements as it runs.
+    max_source_chars: int = Field(20_000, ge=1, description="characters of an expression or program")
+    max_depth: int = Field(64, ge=1, description="nesting depth of an expression or program (at most 100)")
+    max_nodes: int = Field(20_000, ge=1, description="nodes of a graph, operations of any built function")
+    max_steps: int = Field(100_000, ge=1, description="statements a program may execute")

@@ -1,0 +1,125 @@
+"""Arrays on the wire: both encodings, exact float64, dtypes, non-finite numbers, strictness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import arrays
+from tests.api.conftest import array, assert_problem, b64
+
+pytestmark = pytest.mark.anyio
+
+
+def request(expression: str, encoding: str = "json", **inputs) -> dict:
+    return {"function": {"expression": expression}, "inputs": inputs, "encoding": encoding}
+
+
+async def test_base64_float64_round_trips_exactly(asgi_client):
+    x = np.random.default_rng(0).standard_normal((3, 5)) * 10.0 ** np.arange(-7, 8).reshape(3, 5)
+    response = await asgi_client.post("/v1/evaluate", json=request("x", "base64", x=b64(x)))
+    value = response.json()["value"]
+    assert value["dtype"] == "float64" and value["shape"] == [3, 5]
+    np.testing.assert_array_equal(array(value), x)
+    assert array(value).tobytes() == x.astype("<f8").tobytes()
+
+
+async def test_json_float64_round_trips_exactly(asgi_client):
+    x = np.random.default_rng(1).standard_normal(50)
+    response = await asgi_client.post("/v1/grad", json=request("sum(x)", x=x.tolist()))
+    np.testing.assert_array_equal(array(response.json()["value"]), np.sum(x))
+    response = await asgi_client.post("/v1/evaluate", json=request("x", x=x.tolist()))
+    np.testing.assert_array_equal(array(response.json()["value"]), x)
+
+
+async def test_gradient_in_base64_has_the_input_shape(asgi_client):
+    response = await asgi_client.post("/v1/grad", json=request("sum(x ** 2)", "base64", x=b64(np.ones((2, 3)))))
+    body = response.json()
+    assert body["gradient"]["x"]["shape"] == [2, 3]
+    np.testing.assert_array_equal(array(body["gradient"]["x"]), 2 * np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "int32", "bool"])
+async def test_base64_inputs_of_every_dtype(asgi_client, dtype):
+    values = np.array([1, 0, 3], dtype=dtype)
+    response = await asgi_client.post("/v1/evaluate", json=request("x", "base64", x=b64(values, dtype)))
+    value = response.json()["value"]
+    expected_dtype = "float64" if dtype == "float32" else dtype  # floating inputs take the request's dtype
+    assert value["dtype"] == expected_dtype
+    np.testing.assert_array_equal(array(value), values.astype(expected_dtype))
+
+
+async def test_integer_inputs_are_constants(asgi_client):
+    body = {**request("x * n", x=[1.0, 2.0], n=b64([3, 4], "int64"))}
+    response = await asgi_client.post("/v1/grad", json={**body, "reduce": "sum"})
+    assert list(response.json()["gradient"]) == ["x"]
+    np.testing.assert_array_equal(array(response.json()["gradient"]["x"]), [3.0, 4.0])
+
+
+async def test_dtype_float32_computes_in_float32(asgi_client):
+    response = await asgi_client.post(
+        "/v1/grad", json={**request("sum(x * x)", "base64", x=[0.1, 0.2]), "dtype": "float32"}
+    )
+    body = response.json()
+    assert body["value"]["dtype"] == "float32" and body["gradient"]["x"]["dtype"] == "float32"
+    np.testing.assert_array_equal(array(body["gradient"]["x"]), 2 * np.array([0.1, 0.2], dtype=np.float32))
+
+
+async def test_non_finite_results_are_strings_never_null(asgi_client):
+    response = await asgi_client.post("/v1/evaluate", json=request("log(x)", x=[0.0, 1.0, -1.0]))
+    assert response.json()["value"] == ["-Infinity", 0.0, "NaN"]
+    assert "null" not in response.text
+    response = await asgi_client.post("/v1/evaluate", json=request("exp(x)", x=1000.0))
+    assert response.json()["value"] == "Infinity"
+
+
+async def test_non_finite_strings_are_accepted_in_inputs(asgi_client):
+    response = await asgi_client.post("/v1/evaluate", json=request("x * 2", x=["NaN", "Infinity", "-Infinity", 1.5]))
+    assert response.json()["value"] == ["NaN", "Infinity", "-Infinity", 3.0]
+
+
+async def test_non_finite_values_survive_base64(asgi_client):
+    response = await asgi_client.post("/v1/evaluate", json=request("x", "base64", x=b64([np.nan, np.inf, -np.inf])))
+    value = array(response.json()["value"])
+    assert np.isnan(value[0]) and value[1] == np.inf and value[2] == -np.inf
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "boolean"),
+        ([1.0, False], "element [1] is a boolean"),
+        ("1", "string"),
+        ([1.0, "2"], "element [1] is the string"),
+        ([[1.0, 2.0], [3.0]], "ragged"),
+        ([[1.0, 2.0], 3.0], "ragged"),
+        ([1.0, None], "null"),
+        ({"dtype": "float64", "shape": [3], "data": "AAAA"}, "base64 of 24 bytes"),
+        ({"dtype": "float16", "shape": [1], "data": "AAA="}, "dtype"),
+        ({"dtype": "float64", "shape": [1.5], "data": ""}, "shape"),
+        ({"dtype": "float64", "shape": [1], "data": "!!!!!!!!!!!="}, "base64"),
+        ({"dtype": "float64", "shape": [1]}, "keys"),
+    ],
+)
+async def test_malformed_arrays_are_refused_with_their_location(asgi_client, value, message):
+    response = await asgi_client.post("/v1/evaluate", json=request("x", x=value))
+    body = assert_problem(response, 422, "invalid-request", "/inputs/x")
+    assert message in body["detail"]
+
+
+@pytest.mark.parametrize("encoding", ["json", "base64"])
+def test_encode_then_decode_is_the_identity(encoding):
+    x = np.array([[1.5, -0.0, np.nan], [np.inf, -np.inf, 1e-300]])
+    decoded = arrays.decode(arrays.encode(x, encoding) if encoding == "base64" else arrays.encode(x, "json"))
+    np.testing.assert_array_equal(decoded, x)
+    assert np.signbit(decoded[0, 1])
+
+
+def test_decoding_a_large_nested_list_is_fast():
+    import time
+
+    values = np.random.default_rng(2).standard_normal((1000, 100)).tolist()
+    started = time.perf_counter()
+    decoded = arrays.decode(values)
+    assert decoded.shape == (1000, 100)
+    assert time.perf_counter() - started < 0.5

@@ -1,0 +1,122 @@
+"""Every error is RFC 9457 problem+json with a stable type, the right status and, where it
+applies, a location; bad input is never a 5xx."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.api.conftest import assert_problem, b64
+
+pytestmark = pytest.mark.anyio
+
+
+def expression(source: str, **fields) -> dict:
+    return {"function": {"expression": source}, "inputs": {"x": [1.0, 2.0, 3.0]}, **fields}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "kind", "location"),
+    [
+        ("evaluate", expression("2 * (x +"), "syntax", "offset 4"),
+        ("evaluate", expression("sin(y)"), "unknown_name", "offset 4"),
+        ("evaluate", expression("sinn(x)"), "unknown_name", "offset 0"),
+        ("evaluate", expression("dot(x, x, x)"), "arity", "offset 0"),
+        ("evaluate", expression("x + ones"), "unknown_name", "offset 4"),
+        ("evaluate", {"function": {"expression": "x + y"}, "inputs": {"x": [1.0, 2.0], "y": [1.0, 2.0, 3.0]}},
+         "shape", "offset 2"),
+        ("evaluate", expression("sum(x, axis=3)"), "bad_param", None),
+        ("grad", expression("x * x"), "not_scalar", None),
+        ("grad", expression("sum(x)", wrt=["z"]), "bad_wrt", "/wrt"),
+        ("grad", {"function": {"expression": "sum(x * n)"}, "inputs": {"x": [1.0], "n": b64([2], "int64")},
+                  "wrt": ["n"]}, "bad_wrt", "/wrt"),
+        ("vjp", expression("x * x", cotangent=[1.0, 1.0]), "bad_input", "/cotangent"),
+        ("jvp", expression("x * x", tangents={"x": [1.0]}), "bad_input", "/tangents/x"),
+        ("evaluate", {"function": {"graph": {"inputs": ["x"], "nodes": [{"id": "y", "op": "sine", "args": ["x"]}],
+                                             "output": "y"}}, "inputs": {"x": 1.0}}, "unknown_op", None),
+        ("evaluate", {"function": {"graph": {"inputs": ["x"], "nodes": [
+            {"id": "a", "op": "sin", "args": ["b"]}, {"id": "b", "op": "cos", "args": ["a"]}], "output": "b"}},
+            "inputs": {"x": 1.0}}, "graph", None),
+        ("evaluate", {"function": {"program": "def f(x):\n    return x +\n"}, "inputs": {"x": 1.0}}, "syntax", None),
+        ("evaluate", {"function": {"program": "def f(x):\n    return x\n"}, "inputs": {"x": 1.0, "y": 2.0}},
+         "bad_input", "/inputs/y"),
+        ("evaluate", {"function": {"program": "def f(x):\n    while True:\n        pass\n    return x\n"},
+                      "inputs": {"x": 1.0}}, "limit", "line 2, column 5"),
+        ("evaluate", {"function": {"expression": "inv(A)"}, "inputs": {"A": [[1.0, 2.0], [2.0, 4.0]]}}, "numeric",
+         None),
+    ],
+)  # fmt: skip
+async def test_invalid_functions_are_422_with_the_engine_kind(client, endpoint, body, kind, location):
+    response = await client.post(f"/v1/{endpoint}", json=body)
+    assert_problem(response, 422, kind, location)
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({"inputs": {"x": 1.0}}, "/function"),
+        ({"function": {}, "inputs": {}}, "/function"),
+        ({"function": {"expression": "x", "program": "def f(x):\n    return x\n"}, "inputs": {}}, "/function"),
+        ({"function": {"expression": 3}, "inputs": {}}, "/function/expression"),
+        ({"function": {"expression": "x"}, "inputs": {"x": 1.0}, "bogus": 1}, "/bogus"),
+        ({"function": {"expression": "x"}, "inputs": {"x": 1.0}, "dtype": "float16"}, "/dtype"),
+        ({"function": {"expression": "x"}, "inputs": {"x": 1.0}, "encoding": "hex"}, "/encoding"),
+        ({"function": {"expression": "x"}, "inputs": [1.0]}, "/inputs"),
+        ({"function": {"expression": "x"}, "inputs": {"x": 1.0}, "wrt": "x"}, "/wrt"),
+        (
+            {"function": {"graph": {"inputs": ["x"], "nodes": [{"id": 1, "op": "sin"}], "output": "y"}}, "inputs": {}},
+            "/function/graph/nodes/0/id",
+        ),
+    ],
+)
+async def test_requests_off_the_schema_are_422_invalid_request(client, body, location):
+    response = await client.post("/v1/grad", json=body)
+    assert_problem(response, 422, "invalid-request", location)
+
+
+async def test_a_missing_operation_field_is_named(client):
+    response = await client.post("/v1/vjp", json=expression("x * x"))
+    body = assert_problem(response, 422, "invalid-request", "/cotangent")
+    assert "required" in body["detail"]
+
+
+async def test_every_validation_error_is_listed(client):
+    response = await client.post("/v1/jacobian", json={"function": {"expression": 1}, "mode": "sideways"})
+    body = assert_problem(response, 422, "invalid-request")
+    assert {e["location"] for e in body["errors"]} == {"/function/expression", "/mode"}
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"function": {"expression": "x"}, "inputs": {"x": NaN}}', b""])
+async def test_malformed_json_is_400(client, content):
+    response = await client.post("/v1/evaluate", content=content, headers={"content-type": "application/json"})
+    if content:
+        assert_problem(response, 400, "malformed-json")
+    else:
+        assert_problem(response, 422, "invalid-request")
+
+
+async def test_a_body_that_is_not_json_is_415(client):
+    response = await client.post("/v1/evaluate", content=b"x=1", headers={"content-type": "text/plain"})
+    assert_problem(response, 415, "unsupported-media-type")
+    response = await client.post("/v1/evaluate", content=b"[1, 2]", headers={"content-type": "application/json"})
+    body = assert_problem(response, 422, "invalid-request", "")
+    assert "JSON object" in body["detail"]
+
+
+async def test_unknown_path_is_404_and_wrong_method_405(client):
+    assert_problem(await client.get("/v1/nothing"), 404, "not-found")
+    response = await client.get("/v1/grad")
+    assert_problem(response, 405, "method-not-allowed")
+    assert response.headers["allow"] == "POST"
+
+
+async def test_an_unexpected_failure_is_500_without_a_traceback(asgi_client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(asgi_client.app.state.service, "prepare", broken)
+    transport = httpx.ASGITransport(app=asgi_client.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gradserve.test") as client:
+        response = await client.post("/v1/evaluate", json=expression("x"))
+    body = assert_problem(response, 500, "internal")
+    assert "secret" not in response.text and "location" not in body

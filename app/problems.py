@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from app.errors import ServiceError
-from engine.errors import EngineError
+from engine.errors import TOO_LARGE, EngineError
 
 TYPE_BASE = "https://gradserve.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -43,6 +43,7 @@ _ENGINE_TITLES = {
     "bad_wrt": "Bad wrt",
     "bad_input": "Bad input",
     "limit": "Function over budget",
+    "too_large": "Too large",
     "numeric": "Numeric failure",
 }
 _HTTP_KINDS = {
@@ -51,8 +52,6 @@ _HTTP_KINDS = {
     405: ("method-not-allowed", "Method not allowed"),
     413: ("too-large", "Request too large"),
 }
-# Top-level request fields: an engine location starting with one becomes a JSON pointer.
-_REQUEST_FIELDS = {"function", "inputs", "wrt", "dtype", "encoding", "reduce", "cotangent", "tangents", "mode"}
 
 
 def problem(
@@ -68,21 +67,11 @@ def problem(
 
 
 def engine_problem(error: EngineError) -> Response:
-    return problem(422, error.kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message,
-                   engine_location(error.location))  # fmt: skip
-
-
-def engine_location(location: str | None) -> str | None:
-    """A JSON pointer into the request where the engine's location is one: "inputs/x" and "wrt"
-    name request fields, "/graph/nodes/2" points into the function; node ids ("node 'c'") and
-    source positions ("offset 12", "line 3, column 5") stay as they are."""
-    if not location:
-        return location
-    if location.startswith("/graph"):
-        return "/function" + location
-    if location.split("/", 1)[0] in _REQUEST_FIELDS:
-        return "/" + location
-    return location
+    """The engine's locations are already JSON pointers into the request ("/inputs/x"),
+    node ids ("node 'c'") or source positions ("offset 12", "line 3, column 5")."""
+    status = 413 if error.kind == TOO_LARGE else 422
+    return problem(status, error.kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message,
+                   error.location)  # fmt: skip
 
 
 def json_pointer(loc: tuple[Any, ...]) -> str:

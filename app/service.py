@@ -138,9 +138,9 @@ def _check_extra_shapes(fn: Function, task: Task) -> None:
     mismatch is answered without a worker."""
     if task.cotangent is not None and task.cotangent.shape != fn.output.aval.shape:
         raise EngineError(BAD_INPUT, f"the cotangent must have the output's shape {list(fn.output.aval.shape)}, "
-                          f"got {list(task.cotangent.shape)}", "cotangent")  # fmt: skip
+                          f"got {list(task.cotangent.shape)}", "/cotangent")  # fmt: skip
     avals = fn.input_avals
     for name, tangent in (task.tangents or {}).items():
         if name in avals and tangent.shape != avals[name].shape:
             raise EngineError(BAD_INPUT, f"the tangent of {name!r} must have its shape {list(avals[name].shape)}, "
-                              f"got {list(tangent.shape)}", f"tangents/{name}")  # fmt: skip
+                              f"got {list(tangent.shape)}", f"/tangents/{name}")  # fmt: skip

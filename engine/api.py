@@ -40,15 +40,15 @@ def wrt_positions(fn: Function, wrt: Sequence[str] | None) -> tuple[int, ...]:
     positions = []
     for name in wrt:
         if name not in names:
-            raise EngineError(BAD_WRT, f"wrt names {name!r}, which is not an input; inputs are {names}", "wrt")
+            raise EngineError(BAD_WRT, f"wrt names {name!r}, which is not an input; inputs are {names}", "/wrt")
         position = names.index(name)
         if not fn.inputs[position].aval.is_float:
             dtype = fn.inputs[position].aval.dtype
             raise EngineError(
-                BAD_WRT, f"wrt names {name!r}, an {dtype} input; only floating inputs are differentiable", "wrt"
+                BAD_WRT, f"wrt names {name!r}, an {dtype} input; only floating inputs are differentiable", "/wrt"
             )
         if position in positions:
-            raise EngineError(BAD_WRT, f"wrt names {name!r} twice", "wrt")
+            raise EngineError(BAD_WRT, f"wrt names {name!r} twice", "/wrt")
         positions.append(position)
     return tuple(positions)
 
@@ -223,8 +223,8 @@ def _run(
     the cotangent or tangents. Arrays are cast to the dtypes the function was built for."""
     missing = [n for n in fn.input_names if n not in inputs]
     if missing:
-        raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "inputs")
-    arrays = [_host_array(inputs[n], v.aval, f"inputs/{n}") for n, v in zip(fn.input_names, fn.inputs)]
+        raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs")
+    arrays = [_host_array(inputs[n], v.aval, f"/inputs/{n}") for n, v in zip(fn.input_names, fn.inputs)]
     arrays += [_host_array(value, aval, location) for value, aval, location in extras]
     xp = backend.namespace(backend_name)
     results = interpreter.run(transformed, [backend.to_backend(xp, a) for a in arrays], backend_name)
@@ -244,7 +244,7 @@ def value_and_grad(
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if reduce not in ("none", "sum"):
-        raise EngineError(BAD_PARAM, f'reduce must be "none" or "sum", got {reduce!r}', "reduce")
+        raise EngineError(BAD_PARAM, f'reduce must be "none" or "sum", got {reduce!r}', "/reduce")
     positions = wrt_positions(fn, wrt)
     value, *gradients = _run(gradient_function(fn, positions, reduce == "sum"), fn, inputs, backend_name)
     return value, {fn.input_names[i]: g for i, g in zip(positions, gradients)}
@@ -263,7 +263,7 @@ def vjp(
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     positions = wrt_positions(fn, wrt)
-    extras = [(cotangent, fn.output.aval, "cotangent")]
+    extras = [(cotangent, fn.output.aval, "/cotangent")]
     value, *cotangents = _run(vjp_function(fn, positions), fn, inputs, backend_name, extras)
     return value, {fn.input_names[i]: c for i, c in zip(positions, cotangents)}
 
@@ -272,16 +272,23 @@ def _tangent_extras(fn: Function, positions: tuple[int, ...], tangents: Mapping[
     names = [fn.input_names[i] for i in positions]
     missing = [n for n in names if n not in tangents]
     if missing:
-        raise EngineError(BAD_INPUT, f"missing tangents for: {', '.join(missing)}", "tangents")
+        raise EngineError(BAD_INPUT, f"missing tangents for: {', '.join(missing)}", "/tangents")
     extra = sorted(set(tangents) - set(names))
     if extra:
-        raise EngineError(BAD_INPUT, f"tangents given for inputs not differentiated: {', '.join(extra)}", "tangents")
-    return [(tangents[n], fn.inputs[i].aval, f"tangents/{n}") for n, i in zip(names, positions)]
+        raise EngineError(
+            BAD_INPUT, f"tangents given for inputs not differentiated: {', '.join(extra)}", f"/tangents/{extra[0]}"
+        )
+    return [(tangents[n], fn.inputs[i].aval, f"/tangents/{n}") for n, i in zip(names, positions)]
 
 
 def _tangent_names(fn: Function, tangents: Mapping[str, Any]) -> list[str]:
     """Without wrt, the tangents given say which inputs move (in input order)."""
-    return [n for n in fn.input_names if n in tangents] + sorted(set(tangents) - set(fn.input_names))
+    unknown = sorted(set(tangents) - set(fn.input_names))
+    if unknown:
+        raise EngineError(
+            BAD_INPUT, f"a tangent is given for {unknown[0]!r}, which is not an input", f"/tangents/{unknown[0]}"
+        )
+    return [n for n in fn.input_names if n in tangents]
 
 
 def jvp(
@@ -316,7 +323,7 @@ def jacobian(
 
 def choose_jacobian_mode(fn: Function, positions: tuple[int, ...], mode: str) -> str:
     if mode not in JACOBIAN_MODES:
-        raise EngineError(BAD_PARAM, f"mode must be one of {', '.join(JACOBIAN_MODES)}, got {mode!r}", "mode")
+        raise EngineError(BAD_PARAM, f"mode must be one of {', '.join(JACOBIAN_MODES)}, got {mode!r}", "/mode")
     if mode != "auto":
         return mode
     input_size = sum(fn.inputs[i].aval.size for i in positions)

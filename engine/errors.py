@@ -42,5 +42,6 @@ GRAPH = "graph"  # cycles, dangling references, duplicate ids
 NOT_SCALAR = "not_scalar"  # grad of a non-scalar output without reduce
 BAD_WRT = "bad_wrt"  # wrt naming an unknown or non-floating input
 BAD_INPUT = "bad_input"  # missing or extra inputs, wrong tangent/cotangent shapes
-LIMIT = "limit"  # a size, depth or step budget was exceeded
+LIMIT = "limit"  # a budget of work was exceeded: nesting depth, node count, program steps
+TOO_LARGE = "too_large"  # a size was exceeded: source length, array elements
 NUMERIC = "numeric"  # a failure while computing (singular matrix, ...)

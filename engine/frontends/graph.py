@@ -9,7 +9,7 @@ The whole graph is validated before anything is built: field types, unique ids, 
 ops, references, cycles. Nodes are then built in topological order (an explicit-stack
 depth-first search, so a long chain cannot exhaust Python's stack), each through
 `language.call` as an expression's calls are. Structural errors are located by a JSON
-pointer ("/graph/nodes/2/args/1"), errors of one node's operation by its id ("node 'c'").
+pointer into the request ("/function/graph/nodes/2/args/1"), errors of one node's operation by its id ("node 'c'").
 """
 
 from __future__ import annotations
@@ -81,25 +81,27 @@ def _expect(value: Any, expected: type, what: str, pointer: str) -> Any:
 
 
 def _validate(graph: Any, avals: Mapping[str, ShapedArray], limits: Limits) -> tuple[dict[str, _Node], str]:
-    _expect(graph, Mapping, 'a graph is an object: {"inputs": [...], "nodes": [...], "output": id}', "/graph")
+    _expect(graph, Mapping, 'a graph is an object: {"inputs": [...], "nodes": [...], "output": id}', "/function/graph")
     for field in graph:
         if field not in _GRAPH_FIELDS:
             raise EngineError(
                 GRAPH,
                 f"unknown field {field!r}; a graph has {', '.join(_GRAPH_FIELDS)}",
-                f"/graph/{pointer_token(field)}",
+                f"/function/graph/{pointer_token(field)}",
             )
     if "inputs" in graph:
         _check_inputs(graph["inputs"], avals)
     if "nodes" not in graph or "output" not in graph:
         missing = "nodes" if "nodes" not in graph else "output"
-        raise EngineError(GRAPH, f"the graph has no {missing!r}", "/graph")
-    listed = _expect(graph["nodes"], list, "nodes is a list of objects", "/graph/nodes")
+        raise EngineError(GRAPH, f"the graph has no {missing!r}", "/function/graph")
+    listed = _expect(graph["nodes"], list, "nodes is a list of objects", "/function/graph/nodes")
     if len(listed) > limits.max_nodes:
-        raise EngineError(LIMIT, f"the graph has {len(listed)} nodes; the limit is {limits.max_nodes}", "/graph/nodes")
+        raise EngineError(
+            LIMIT, f"the graph has {len(listed)} nodes; the limit is {limits.max_nodes}", "/function/graph/nodes"
+        )
     nodes: dict[str, _Node] = {}
     for index, entry in enumerate(listed):
-        node = _node(entry, f"/graph/nodes/{index}")
+        node = _node(entry, f"/function/graph/nodes/{index}")
         if node.id in avals:
             raise EngineError(
                 GRAPH,
@@ -121,24 +123,28 @@ def _validate(graph: Any, avals: Mapping[str, ShapedArray], limits: Limits) -> t
                     f"{language.suggestion(name, defined)}",
                     pointer,
                 )
-    output = _expect(graph["output"], str, "output is the id of a node or the name of an input", "/graph/output")
+    output = _expect(
+        graph["output"], str, "output is the id of a node or the name of an input", "/function/graph/output"
+    )
     if output not in avals and output not in nodes:
         raise EngineError(
             GRAPH,
             f"the output {output!r} is neither a node id nor an input{language.suggestion(output, defined)}",
-            "/graph/output",
+            "/function/graph/output",
         )
     return nodes, output
 
 
 def _check_inputs(listed: Any, avals: Mapping[str, ShapedArray]) -> None:
-    _expect(listed, list, "inputs is a list of names", "/graph/inputs")
+    _expect(listed, list, "inputs is a list of names", "/function/graph/inputs")
     for index, name in enumerate(listed):
-        _expect(name, str, "an input name is a string", f"/graph/inputs/{index}")
+        _expect(name, str, "an input name is a string", f"/function/graph/inputs/{index}")
         if name not in avals:
-            raise EngineError(BAD_INPUT, f"the graph's input {name!r} is not given in inputs", f"/graph/inputs/{index}")
+            raise EngineError(
+                BAD_INPUT, f"the graph's input {name!r} is not given in inputs", f"/function/graph/inputs/{index}"
+            )
         if name in listed[:index]:
-            raise EngineError(GRAPH, f"the graph lists the input {name!r} twice", f"/graph/inputs/{index}")
+            raise EngineError(GRAPH, f"the graph lists the input {name!r} twice", f"/function/graph/inputs/{index}")
     for name in avals:
         if name not in listed:
             raise EngineError(

@@ -15,7 +15,7 @@ import tokenize
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.errors import LIMIT, EngineError
+from engine.errors import LIMIT, TOO_LARGE, EngineError
 
 if TYPE_CHECKING:
     from engine.frontends.source import Source
@@ -65,7 +65,7 @@ def _too_deep(limits: Limits, location: str) -> EngineError:
 def check_length(text: str, limits: Limits, source: Source) -> None:
     if len(text) > limits.max_source_chars:
         raise EngineError(
-            LIMIT,
+            TOO_LARGE,
             f"the source is {len(text)} characters long; the limit is {limits.max_source_chars}",
             source.at_offset(limits.max_source_chars),
         )

@@ -16,7 +16,18 @@ from typing import Any
 import numpy as np
 
 from engine import backend
-from engine.errors import BAD_INPUT, BAD_PARAM, LIMIT, NUMERIC, SHAPE, SYNTAX, UNKNOWN_NAME, UNKNOWN_OP, EngineError
+from engine.errors import (
+    BAD_INPUT,
+    BAD_PARAM,
+    LIMIT,
+    NUMERIC,
+    SHAPE,
+    SYNTAX,
+    TOO_LARGE,
+    UNKNOWN_NAME,
+    UNKNOWN_OP,
+    EngineError,
+)
 from engine.frontends.expression import Evaluator, describe, unknown_name
 from engine.frontends.inputs import as_array, aval_of, input_pointer
 from engine.frontends.limits import DEFAULT_LIMITS, Limits
@@ -231,7 +242,7 @@ class _Runner(Evaluator):
         size = equation.output.aval.size
         if size > self.limits.max_elements:
             raise EngineError(
-                LIMIT,
+                TOO_LARGE,
                 f"{equation.primitive.name} would make an array of {size} elements; the "
                 f"limit is {self.limits.max_elements}",
                 equation.location,

@@ -59,13 +59,15 @@ async def test_the_served_document_is_the_exported_one(asgi_client):
 
 async def test_swagger_ui_is_served_from_local_assets(asgi_client):
     page = (await asgi_client.get("/docs")).text
-    assert "/static/swagger-ui/swagger-ui-bundle.js" in page and "cdn" not in page
+    assert "/static/docs/swagger-ui-bundle.js" in page and "cdn" not in page
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
-        response = await asgi_client.get(f"/static/swagger-ui/{asset}")
+        response = await asgi_client.get(f"/static/docs/{asset}")
         assert response.status_code == 200 and len(response.content) > 10_000
     assert (await asgi_client.get("/docs/oauth2-redirect")).status_code == 200
 
 
-async def test_redoc_points_at_a_local_script(asgi_client):
+async def test_redoc_is_served_from_a_local_script(asgi_client):
     page = (await asgi_client.get("/redoc")).text
-    assert "/static/redoc/redoc.standalone.js" in page and "cdn" not in page and "googleapis" not in page
+    assert "/static/docs/redoc.standalone.js" in page and "cdn" not in page and "googleapis" not in page
+    response = await asgi_client.get("/static/docs/redoc.standalone.js")
+    assert response.status_code == 200 and len(response.content) > 100_000

@@ -116,10 +116,10 @@ def test_user_errors_carry_a_kind_and_a_location():
     assert error.value.kind == "not_scalar"
     with pytest.raises(EngineError) as error:
         api.grad(fn, {"x": np.ones(3)}, wrt=["y"])
-    assert error.value.kind == "bad_wrt" and error.value.location == "wrt"
+    assert error.value.kind == "bad_wrt" and error.value.location == "/wrt"
     with pytest.raises(EngineError) as error:
         api.evaluate(fn, {"x": np.ones(4)})
-    assert error.value.kind == "bad_input" and error.value.location == "inputs/x"
+    assert error.value.kind == "bad_input" and error.value.location == "/inputs/x"
 
 
 def test_integer_inputs_are_constants_and_cannot_be_differentiated():

@@ -221,7 +221,7 @@ def test_recorded_equations_carry_their_offsets():
 def test_limits_bound_length_and_operations():
     with pytest.raises(EngineError) as error:
         from_expression("x+x", {"x": ShapedArray((), "float64")}, Limits(max_source_chars=2))
-    assert error.value.kind == "limit" and error.value.location == "offset 2"
+    assert error.value.kind == "too_large" and error.value.location == "offset 2"
     with pytest.raises(EngineError) as error:
         from_expression("sin(cos(x)) + 1", {"x": ShapedArray((), "float64")}, Limits(max_nodes=2))
     assert error.value.kind == "limit" and error.value.location == "offset 12"

@@ -80,11 +80,11 @@ def test_ir_inputs_follow_the_given_inputs_order():
     [
         ({"nodes": [{"id": "c", "op": "ad", "args": ["a", "b"]}]}, UNKNOWN_OP, "node 'c'", "did you mean 'add'?"),
         ({"nodes": [{"id": "c", "op": "add", "args": ["a"]}]}, ARITY, "node 'c'", "missing a required argument"),
-        ({"nodes": [{"id": "c", "op": "add", "args": ["a", "q"]}]}, GRAPH, "/graph/nodes/0/args/1", "'q'"),
+        ({"nodes": [{"id": "c", "op": "add", "args": ["a", "q"]}]}, GRAPH, "/function/graph/nodes/0/args/1", "'q'"),
         (
             {"nodes": [{"id": "c", "op": "concatenate", "args": [["a", "bb"]]}]},
             GRAPH,
-            "/graph/nodes/0/args/0/1",
+            "/function/graph/nodes/0/args/0/1",
             "did you mean 'b'?",
         ),
         ({"nodes": [{"id": "c", "op": "add", "args": ["a", "c"]}]}, GRAPH, "node 'c'", "cycle: c -> c"),
@@ -101,32 +101,52 @@ def test_ir_inputs_follow_the_given_inputs_order():
             "node 'c'",
             "cycle: c -> e -> d -> c",
         ),
-        ({"nodes": [{"id": "c", "op": "sin", "args": ["a"]}] * 2}, GRAPH, "/graph/nodes/1/id", "used twice"),
-        ({"nodes": [{"id": "a", "op": "sin", "args": ["b"]}]}, GRAPH, "/graph/nodes/0/id", "input's name"),
-        ({"nodes": [{"id": "", "op": "sin", "args": ["b"]}]}, GRAPH, "/graph/nodes/0/id", "non-empty"),
-        ({"nodes": [{"id": 3, "op": "sin", "args": ["b"]}]}, GRAPH, "/graph/nodes/0/id", "id is a string"),
-        ({"nodes": [{"op": "sin", "args": ["b"]}]}, GRAPH, "/graph/nodes/0", "no 'id'"),
-        ({"nodes": [{"id": "c", "op": "sin", "args": "b"}]}, GRAPH, "/graph/nodes/0/args", "args is a list"),
-        ({"nodes": [{"id": "c", "op": "sin", "args": [{"x": 1}]}]}, GRAPH, "/graph/nodes/0/args/0", "a number"),
-        ({"nodes": [{"id": "c", "op": "sin", "args": [[["a"]]]}]}, GRAPH, "/graph/nodes/0/args/0/0", "a number"),
-        ({"nodes": [{"id": "c", "op": "sin", "args": ["a"], "kind": 1}]}, GRAPH, "/graph/nodes/0/kind", "unknown"),
+        ({"nodes": [{"id": "c", "op": "sin", "args": ["a"]}] * 2}, GRAPH, "/function/graph/nodes/1/id", "used twice"),
+        ({"nodes": [{"id": "a", "op": "sin", "args": ["b"]}]}, GRAPH, "/function/graph/nodes/0/id", "input's name"),
+        ({"nodes": [{"id": "", "op": "sin", "args": ["b"]}]}, GRAPH, "/function/graph/nodes/0/id", "non-empty"),
+        ({"nodes": [{"id": 3, "op": "sin", "args": ["b"]}]}, GRAPH, "/function/graph/nodes/0/id", "id is a string"),
+        ({"nodes": [{"op": "sin", "args": ["b"]}]}, GRAPH, "/function/graph/nodes/0", "no 'id'"),
+        ({"nodes": [{"id": "c", "op": "sin", "args": "b"}]}, GRAPH, "/function/graph/nodes/0/args", "args is a list"),
+        (
+            {"nodes": [{"id": "c", "op": "sin", "args": [{"x": 1}]}]},
+            GRAPH,
+            "/function/graph/nodes/0/args/0",
+            "a number",
+        ),
+        (
+            {"nodes": [{"id": "c", "op": "sin", "args": [[["a"]]]}]},
+            GRAPH,
+            "/function/graph/nodes/0/args/0/0",
+            "a number",
+        ),
+        (
+            {"nodes": [{"id": "c", "op": "sin", "args": ["a"], "kind": 1}]},
+            GRAPH,
+            "/function/graph/nodes/0/kind",
+            "unknown",
+        ),
         (
             {"nodes": [{"id": "c", "op": "sum", "args": ["a"], "params": {"axis": "0"}}]},
             BAD_PARAM,
-            "/graph/nodes/0/params/axis",
+            "/function/graph/nodes/0/params/axis",
             "a number",
         ),  # fmt: skip
         ({"nodes": [{"id": "c", "op": "sum", "args": ["a"], "params": {"axes": 0}}]}, ARITY, "node 'c'", "axes"),
         ({"nodes": [{"id": "c", "op": "sum", "args": ["a"], "params": {"axis": 4}}]}, BAD_PARAM, "node 'c'", "axis 4"),
-        ({"nodes": [{"id": "c", "op": "add", "args": ["a", 2**70]}]}, BAD_PARAM, "/graph/nodes/0/args/1", "64 bits"),
+        (
+            {"nodes": [{"id": "c", "op": "add", "args": ["a", 2**70]}]},
+            BAD_PARAM,
+            "/function/graph/nodes/0/args/1",
+            "64 bits",
+        ),
         ({"nodes": [{"id": "c", "op": "matmul", "args": ["a", 2.0]}]}, SHAPE, "node 'c'", "matmul"),
-        ({"output": "z"}, GRAPH, "/graph/output", "neither a node id nor an input"),
-        ({"output": ["d"]}, GRAPH, "/graph/output", "output is the id"),
+        ({"output": "z"}, GRAPH, "/function/graph/output", "neither a node id nor an input"),
+        ({"output": ["d"]}, GRAPH, "/function/graph/output", "output is the id"),
         ({"inputs": ["a"]}, BAD_INPUT, "/inputs/b", "not among the graph's inputs"),
-        ({"inputs": ["a", "b", "c"]}, BAD_INPUT, "/graph/inputs/2", "not given"),
-        ({"inputs": ["a", "b", "a"]}, GRAPH, "/graph/inputs/2", "twice"),
-        ({"nodes": {"c": 1}}, GRAPH, "/graph/nodes", "a list"),
-        ({"edges": []}, GRAPH, "/graph/edges", "unknown field"),
+        ({"inputs": ["a", "b", "c"]}, BAD_INPUT, "/function/graph/inputs/2", "not given"),
+        ({"inputs": ["a", "b", "a"]}, GRAPH, "/function/graph/inputs/2", "twice"),
+        ({"nodes": {"c": 1}}, GRAPH, "/function/graph/nodes", "a list"),
+        ({"edges": []}, GRAPH, "/function/graph/edges", "unknown field"),
     ],
 )
 def test_errors_name_kind_and_location(change, kind, location, words):
@@ -137,7 +157,7 @@ def test_errors_name_kind_and_location(change, kind, location, words):
 
 
 def test_a_graph_is_an_object_with_nodes_and_output():
-    for value, location in [([], "/graph"), ({"nodes": []}, "/graph"), ("a + b", "/graph")]:
+    for value, location in [([], "/function/graph"), ({"nodes": []}, "/function/graph"), ("a + b", "/function/graph")]:
         with pytest.raises(EngineError) as error:
             from_graph(value, {"a": VECTOR})
         assert (error.value.kind, error.value.location) == (GRAPH, location)
@@ -147,7 +167,7 @@ def test_node_count_is_limited():
     nodes = [{"id": f"n{i}", "op": "sin", "args": ["a"]} for i in range(11)]
     with pytest.raises(EngineError) as error:
         from_graph({"nodes": nodes, "output": "n0"}, {"a": VECTOR}, Limits(max_nodes=10))
-    assert (error.value.kind, error.value.location) == (LIMIT, "/graph/nodes")
+    assert (error.value.kind, error.value.location) == (LIMIT, "/function/graph/nodes")
 
 
 def test_every_node_is_validated_even_when_the_output_does_not_use_it():

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import language
-from engine.errors import ARITY, GRAPH, LIMIT, SYNTAX, UNKNOWN_NAME, UNKNOWN_OP, EngineError
+from engine.errors import ARITY, GRAPH, LIMIT, SYNTAX, TOO_LARGE, UNKNOWN_NAME, UNKNOWN_OP, EngineError
 from engine.frontends import Limits, build
 
 X = {"x": np.arange(4.0)}
@@ -50,7 +50,7 @@ HOSTILE = [
     ({"expression": "1" * 5000}, SYNTAX),
     ({"expression": "2 ** " + "9" * 30}, SYNTAX),
     ({"expression": "(" * 1000 + "x" + ")" * 1000}, LIMIT),
-    ({"expression": "-" * 100_000 + "x"}, LIMIT),
+    ({"expression": "-" * 100_000 + "x"}, TOO_LARGE),
     ({"expression": "+".join(["x"] * 5000)}, LIMIT),
     ({"expression": "x" + "[0]" * 5000}, LIMIT),
     ({"expression": "x" + ".T" * 5000}, LIMIT),
@@ -58,7 +58,7 @@ HOSTILE = [
     ({"expression": "sin(" * 1000 + "x" + ")" * 1000}, LIMIT),
     ({"expression": "(---" * 199 + "x" + ")" * 199}, LIMIT),
     ({"expression": "[" * 1000 + "]" * 1000}, LIMIT),
-    ({"expression": "x" * 30_000}, LIMIT),
+    ({"expression": "x" * 30_000}, TOO_LARGE),
     (program("import os\nreturn x"), SYNTAX),
     (program("from os import system\nreturn x"), SYNTAX),
     (program("return __import__('os')"), UNKNOWN_NAME),
@@ -69,13 +69,13 @@ HOSTILE = [
     (program("while x.sum() > 0:\n    x = x + 1"), LIMIT),
     (program("for i in range(10**9):\n    pass\nreturn x"), LIMIT),
     (program("y = x\nfor i in range(10**6):\n    y = y * 2\nreturn y"), LIMIT),
-    (program("return " + "-" * 100_000 + "x"), LIMIT),
+    (program("return " + "-" * 100_000 + "x"), TOO_LARGE),
     (program("return " + "+".join(["x"] * 5000)), LIMIT),
     (
         program(
             "if x.sum() > 0:\n"
-            + "".join("    " * (i + 1) + "if x.sum() > 0:\n" for i in range(120))
-            + "    " * 121
+            + "".join("    " * (i + 1) + "if x.sum() > 0:\n" for i in range(70))
+            + "    " * 71
             + "return x"
         ),
         LIMIT,

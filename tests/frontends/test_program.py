@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine import api
-from engine.errors import BAD_INPUT, BAD_PARAM, LIMIT, NUMERIC, SHAPE, SYNTAX, UNKNOWN_NAME, EngineError
+from engine.errors import BAD_INPUT, BAD_PARAM, LIMIT, NUMERIC, SHAPE, SYNTAX, TOO_LARGE, UNKNOWN_NAME, EngineError
 from engine.frontends import Limits, build, check_program, from_program
 
 D2L_CONTROL_FLOW = """
@@ -297,7 +297,7 @@ def test_operations_and_array_sizes_are_limited():
     assert "20000 operations" in error.value.message
     with pytest.raises(EngineError) as error:
         build({"program": "def f(x):\n    return outer(x, x)\n"}, {"x": np.ones(10)}, Limits(max_elements=99))
-    assert (error.value.kind, error.value.location) == (LIMIT, "line 2, column 12")
+    assert (error.value.kind, error.value.location) == (TOO_LARGE, "line 2, column 12")
 
 
 def test_from_program_takes_arrays():

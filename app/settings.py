@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     max_intermediate_elements: int = Field(50_000_000, ge=1, description="elements of the largest array computed")
     max_total_elements: int = Field(500_000_000, ge=1, description="elements of all arrays computed (a work bound)")
 
-    # Budgets of the front-ends (engine.frontends.Limits), enforced by the engine (422 past them);
-    # a program's arrays are held to max_intermediate_elements as it runs.
+    # Budgets of the front-ends (engine.frontends.Limits), enforced by the engine: 422 past them,
+    # but 413 past the source length, which is a size; a program's arrays are held to
+    # max_intermediate_elements as it runs.
     max_source_chars: int = Field(20_000, ge=1, description="characters of an expression or program")
     max_depth: int = Field(64, ge=1, description="nesting depth of an expression or program (at most 100)")
     max_nodes: int = Field(20_000, ge=1, description="nodes of a graph, operations of any built function")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ def _number(value: Any, where: str) -> float:
         raise ValueError(f"{where} is a boolean, not a number; send bool arrays as base64 with dtype bool")
     if isinstance(value, str):
         raise ValueError(
-            f'{where} is the string {value!r}; numbers are JSON numbers, or "NaN", "Infinity", "-Infinity"'
+            f'{where} is the string {reprlib.repr(value)}; numbers are JSON numbers, or "NaN", "Infinity", "-Infinity"'
         )
     raise ValueError(f"{where} is {_json_type(value)}, not a number")
 
@@ -94,9 +95,10 @@ def _decode_encoded(value: dict, allow_abstract: bool) -> np.ndarray | ShapedArr
         raise ValueError(f"an encoded array has exactly the keys {wanted}; got {sorted(keys)}")
     dtype, shape = value["dtype"], value["shape"]
     if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        # reprlib bounds what is echoed back: the value is the client's, of any size or depth
+        raise ValueError(f"dtype {reprlib.repr(dtype)} is not one of {', '.join(DTYPES)}")
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape) or len(shape) > MAX_NDIM:
-        raise ValueError(f"shape must be a list of at most {MAX_NDIM} non-negative integers, got {shape!r}")
+        raise ValueError(f"shape must be a list of at most {MAX_NDIM} non-negative integers, got {reprlib.repr(shape)}")
     if "data" not in value:
         return ShapedArray(tuple(shape), dtype)
     if not isinstance(value["data"], str):

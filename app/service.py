@@ -8,6 +8,7 @@ running it, so in the worker.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, replace
 from typing import Any
@@ -46,7 +47,9 @@ class Service:
 
     async def compute(self, operation: str, request: EvaluateRequest) -> Response:
         started = time.perf_counter()
-        task = self.prepare(operation, request)
+        # Building a large function and checking its sizes takes milliseconds to seconds of
+        # CPU: off the event loop, so that other requests (and health checks) are answered.
+        task = await asyncio.to_thread(self.prepare, operation, request)
         prepared = time.perf_counter()
         outcome = await self.pool.submit(task)
         computed = time.perf_counter()
@@ -143,4 +146,4 @@ def _check_extra_shapes(fn: Function, task: Task) -> None:
     for name, tangent in (task.tangents or {}).items():
         if name in avals and tangent.shape != avals[name].shape:
             raise EngineError(BAD_INPUT, f"the tangent of {name!r} must have its shape {list(avals[name].shape)}, "
-                              f"got {list(tangent.shape)}", f"/tangents/{name}")  # fmt: skip
+                              f"got {list(tangent.shape)}", json_pointer(("tangents", name)))  # fmt: skip

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     max_array_elements: int = Field(4_000_000, ge=1, description="elements of any one array in a request")
     max_result_elements: int = Field(10_000_000, ge=1, description="elements of all the arrays of a response")
     max_intermediate_elements: int = Field(50_000_000, ge=1, description="elements of the largest array computed")
-    max_total_elements: int = Field(500_000_000, ge=1, description="elements of all arrays computed (a work bound)")
+    max_total_elements: int = Field(
+        4_000_000_000, ge=1, description="elements of all arrays computed, by a static bound (a work bound)"
+    )
 
     # Budgets of the front-ends (engine.frontends.Limits), enforced by the engine: 422 past them,
     # but 413 past the source length, which is a size; a program's arrays are held to

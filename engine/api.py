@@ -8,14 +8,15 @@ repeated request costs only the array work. Jacobians and Hessians are one batch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from engine import backend, interpreter
-from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, EngineError
+from engine.cache import TRANSFORMS
+from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, EngineError, pointer
 from engine.ir import Function, Literal, ShapedArray, Var, building, inline
 from engine.primitives.shape import broadcast_to, eye, reshape, transpose
 from engine.transforms import (
@@ -28,6 +29,9 @@ from engine.transforms import (
 )
 
 JACOBIAN_MODES = ("auto", "forward", "reverse")
+
+# Transformed functions are built once per (function, operation, wrt) in each process.
+_cached = TRANSFORMS.memoize(lambda fn: len(fn.equations))
 
 
 # ---- building the transformed functions (cached) ----
@@ -74,11 +78,11 @@ def _basis(aval: ShapedArray):
 
 def _move_basis_axis_last(stacked, leading: tuple[int, ...], trailing: tuple[int, ...]):
     """(n, *leading) with n = prod(trailing) -> (*leading, *trailing)."""
-    flat = reshape(stacked, shape=(stacked.aval.shape[0], -1))
+    flat = reshape(stacked, shape=(stacked.aval.shape[0], math.prod(leading)))
     return reshape(transpose(flat, axes=(1, 0)), shape=(*leading, *trailing))
 
 
-@lru_cache(maxsize=256)
+@_cached
 def gradient_function(fn: Function, wrt: tuple[int, ...], reduce_sum: bool) -> Function:
     """inputs: fn's; outputs: the value, then d(output or its sum)/d(each wrt input)."""
     _require_float_output(fn)
@@ -96,7 +100,7 @@ def gradient_function(fn: Function, wrt: tuple[int, ...], reduce_sum: bool) -> F
         return _finish(builder, primals, fn.input_names, [value, *gradients])
 
 
-@lru_cache(maxsize=256)
+@_cached
 def vjp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
     """inputs: fn's, then the cotangent; outputs: the value, then each wrt input's cotangent."""
     _require_float_output(fn)
@@ -107,7 +111,7 @@ def vjp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
         return _finish(builder, [*primals, cotangent], [*fn.input_names, "cotangent"], [value, *cotangents])
 
 
-@lru_cache(maxsize=256)
+@_cached
 def jvp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
     """inputs: fn's, then one tangent per wrt input; outputs: each of fn's outputs, then
     each output's tangent."""
@@ -142,7 +146,7 @@ def _forward_jacobians(fn: Function, primals: list[Var], wrt: tuple[int, ...]):
     return outputs, jacobians
 
 
-@lru_cache(maxsize=256)
+@_cached
 def jacobian_function(fn: Function, wrt: tuple[int, ...], mode: str) -> Function:
     """inputs: fn's; outputs: the value, then d output / d each wrt input, shaped
     output.shape + input.shape. `mode` is "forward" or "reverse"."""
@@ -173,7 +177,7 @@ def _replayed_output(fn: Function, primals: list[Var]):
     return inline(fn, primals)[0]
 
 
-@lru_cache(maxsize=256)
+@_cached
 def hessian_function(fn: Function, wrt: tuple[int, ...]) -> Function:
     """inputs: fn's; outputs: the value, then H[i][j] for i, j in wrt (row-major),
     each shaped in_i.shape + in_j.shape: forward mode over the reverse-mode gradient."""
@@ -186,7 +190,7 @@ def hessian_function(fn: Function, wrt: tuple[int, ...]) -> Function:
         return _finish(builder, primals, fn.input_names, [value, *blocks])
 
 
-@lru_cache(maxsize=256)
+@_cached
 def hvp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
     """inputs: fn's, then a tangent per wrt input; outputs: value, gradients, then H @ v."""
     gradient = gradient_function(fn, wrt, False)
@@ -224,7 +228,7 @@ def _run(
     missing = [n for n in fn.input_names if n not in inputs]
     if missing:
         raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs")
-    arrays = [_host_array(inputs[n], v.aval, f"/inputs/{n}") for n, v in zip(fn.input_names, fn.inputs)]
+    arrays = [_host_array(inputs[n], v.aval, pointer("inputs", n)) for n, v in zip(fn.input_names, fn.inputs)]
     arrays += [_host_array(value, aval, location) for value, aval, location in extras]
     xp = backend.namespace(backend_name)
     results = interpreter.run(transformed, [backend.to_backend(xp, a) for a in arrays], backend_name)
@@ -276,9 +280,11 @@ def _tangent_extras(fn: Function, positions: tuple[int, ...], tangents: Mapping[
     extra = sorted(set(tangents) - set(names))
     if extra:
         raise EngineError(
-            BAD_INPUT, f"tangents given for inputs not differentiated: {', '.join(extra)}", f"/tangents/{extra[0]}"
+            BAD_INPUT,
+            f"tangents given for inputs not differentiated: {', '.join(extra)}",
+            pointer("tangents", extra[0]),
         )
-    return [(tangents[n], fn.inputs[i].aval, f"/tangents/{n}") for n, i in zip(names, positions)]
+    return [(tangents[n], fn.inputs[i].aval, pointer("tangents", n)) for n, i in zip(names, positions)]
 
 
 def _tangent_names(fn: Function, tangents: Mapping[str, Any]) -> list[str]:
@@ -286,7 +292,7 @@ def _tangent_names(fn: Function, tangents: Mapping[str, Any]) -> list[str]:
     unknown = sorted(set(tangents) - set(fn.input_names))
     if unknown:
         raise EngineError(
-            BAD_INPUT, f"a tangent is given for {unknown[0]!r}, which is not an input", f"/tangents/{unknown[0]}"
+            BAD_INPUT, f"a tangent is given for {unknown[0]!r}, which is not an input", pointer("tangents", unknown[0])
         )
     return [n for n in fn.input_names if n in tangents]
 

@@ -30,6 +30,16 @@ class EngineError(Exception):
         return self
 
 
+def pointer_token(part: object) -> str:
+    """One reference token of a JSON pointer (RFC 6901)."""
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def pointer(*parts: object) -> str:
+    """A JSON pointer into the request: pointer("inputs", "x/y") is "/inputs/x~1y"."""
+    return "".join("/" + pointer_token(part) for part in parts)
+
+
 # Kinds of user error; the HTTP layer keys its problem types on these words.
 SYNTAX = "syntax"  # the source does not parse
 UNKNOWN_NAME = "unknown_name"  # a name that is neither an input nor a whitelisted function

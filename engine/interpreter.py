@@ -8,10 +8,10 @@ liveness, and running a cached plan costs little more than the array calls thems
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from engine import backend
+from engine.cache import TRANSFORMS
 from engine.errors import NUMERIC, EngineError
 from engine.ir import Function, Literal, Var
 
@@ -69,7 +69,7 @@ class Plan:
         return [values[i] for i in self.outputs]
 
 
-@lru_cache(maxsize=512)
+@TRANSFORMS.memoize(lambda compiled: len(compiled.steps))
 def plan(fn: Function, backend_name: str) -> Plan:
     return Plan(fn, backend.namespace(backend_name))
 

@@ -83,7 +83,7 @@ def dot(a, b):
 
 def outer(a, b):
     a, b = promote([a, b])
-    return reshape(a, shape=(-1, 1)) * reshape(b, shape=(1, -1))
+    return reshape(a, shape=(a.aval.size, 1)) * reshape(b, shape=(1, b.aval.size))
 
 
 def trace(a):

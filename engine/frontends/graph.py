@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import language
-from engine.errors import BAD_INPUT, BAD_PARAM, GRAPH, LIMIT, UNKNOWN_OP, EngineError
-from engine.frontends.inputs import input_pointer, pointer_token
+from engine.errors import BAD_INPUT, BAD_PARAM, GRAPH, LIMIT, UNKNOWN_OP, EngineError, pointer_token
+from engine.frontends.inputs import input_pointer
 from engine.frontends.limits import DEFAULT_LIMITS, Limits
 from engine.frontends.syntax import INT64_RANGE
 from engine.ir import Builder, Function, ShapedArray, Var, building

@@ -7,17 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import BAD_INPUT, EngineError
+from engine.errors import BAD_INPUT, EngineError, pointer
 from engine.ir import DTYPES, ShapedArray
 
 
-def pointer_token(key: Any) -> str:
-    """A JSON pointer reference token (RFC 6901)."""
-    return str(key).replace("~", "~0").replace("/", "~1")
-
-
 def input_pointer(name: Any) -> str:
-    return f"/inputs/{pointer_token(name)}"
+    return pointer("inputs", name)
 
 
 def as_array(name: Any, value: Any) -> np.ndarray:

@@ -10,7 +10,7 @@ derivative, and power's exponent partial is 0 where the base is 0.
 from __future__ import annotations
 
 from engine.errors import BAD_PARAM, EngineError
-from engine.ir import DTYPES, Literal, ShapedArray
+from engine.ir import DTYPES, Literal, ShapedArray, literal
 from engine.primitives.common import broadcast_shapes, cast, primitive, promote, same_dtype
 
 
@@ -126,8 +126,19 @@ _power = elementwise(
 )
 
 
+def _integer_value(x):
+    value = x.value if isinstance(x, Literal) else x
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def power(a, b):
-    """a ** b; the exponents 1 and 2 need no pow call (numpy's own `**` does the same)."""
+    """a ** b; the exponents 1 and 2 need no pow call (numpy's own `**` does the same), and
+    an integer constant to a non-negative integer power stays an integer, as in Python."""
+    base, exponent = _integer_value(a), _integer_value(b)
+    if base is not None and exponent is not None and exponent >= 0:
+        if abs(base) > 1 and exponent > 64:
+            raise EngineError(BAD_PARAM, "an integer constant does not fit in 64 bits")
+        return literal(base**exponent)
     if isinstance(b, (int, float, Literal)) and not isinstance(b, bool):
         exponent = b.value if isinstance(b, Literal) else b
         (base,) = promote([a], floating=True)

@@ -57,7 +57,7 @@ def _matmul_cotangent(position: int):
 def _batched_times_matrix(stacked, matrix):
     """(batch, [n,] k) @ (k, m) as one matrix product: numpy would loop over the batch."""
     shape = stacked.aval.shape
-    flat = shp.reshape(stacked, shape=(-1, shape[-1])) if len(shape) == 3 else stacked
+    flat = shp.reshape(stacked, shape=(shape[0] * shape[1], shape[2])) if len(shape) == 3 else stacked
     return shp.reshape(matmul(flat, matrix), shape=(*shape[:-1], matrix.aval.shape[-1]))
 
 

@@ -32,10 +32,13 @@ def expand_reduced(reduced, shape: tuple[int, ...], axis: tuple[int, ...], keepd
     return shp.broadcast_to(reduced, shape=shape) if kept != tuple(shape) else reduced
 
 
-def _prepare(floating: bool):
+def _prepare(floating: bool, accumulates: bool = False):
+    """Promote the operand and normalise axis and keepdims. Sums and products of integers
+    accumulate in int64, as numpy's do, so that int32 data does not overflow."""
+
     def prepare(args, params):
         (x,) = promote(args, floating=floating)
-        if x.aval.dtype == "bool":
+        if x.aval.dtype == "bool" or accumulates and x.aval.dtype == "int32":
             x = ew.convert(x, dtype="int64")
         axis = normalize_axis(params.get("axis"), x.aval.ndim)
         keepdims = params.get("keepdims", False)
@@ -62,7 +65,7 @@ def _batch(prim):
     return rule
 
 
-def reduction(name, impl, partial, *, floating=False):
+def reduction(name, impl, partial, *, floating=False, accumulates=False):
     """A reduction whose derivative is `partial(out, x, axis, keepdims)`, shaped like x."""
 
     def jvp(t, out, x, *, axis, keepdims):
@@ -71,7 +74,8 @@ def reduction(name, impl, partial, *, floating=False):
     def vjp(g, out, x, *, axis, keepdims):
         return expand_reduced(g, x.aval.shape, axis, keepdims) * partial(out, x, axis, keepdims)
 
-    prim = primitive(name, impl=impl, shape=_shape(nonempty=True), jvp=[jvp], vjp=[vjp], prepare=_prepare(floating))
+    prepare = _prepare(floating, accumulates)
+    prim = primitive(name, impl=impl, shape=_shape(nonempty=True), jvp=[jvp], vjp=[vjp], prepare=prepare)
     prim.batch = _batch(prim)
     return prim
 
@@ -81,7 +85,7 @@ sum = primitive(  # noqa: A001 - numpy's name
     impl=lambda xp, x, *, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype),
     shape=_shape(nonempty=False),
     vjp=[lambda g, out, x, axis, keepdims: expand_reduced(g, x.aval.shape, axis, keepdims)],
-    prepare=_prepare(floating=False),
+    prepare=_prepare(floating=False, accumulates=True),
     linear=True,
 )
 sum.batch = _batch(sum)
@@ -97,20 +101,27 @@ min = reduction("min", lambda xp, x, *, axis, keepdims: xp.min(x, axis=axis, kee
 
 
 def _prod_partial(out, x, axis, keepdims):
-    # prod / x fails where x is 0: there the partial is the product of the other factors,
-    # which is nonzero only when that zero is the sole zero along the reduced axes.
+    """The product of the other factors, written so that its own derivative is right where x
+    holds zeros (prod / x would divide by them; a constant 0 would lose the second derivative)."""
     is_zero = ew.equal(x, 0.0)
+    zero_factors = ew.where(is_zero, x, 1.0)  # the zeros themselves: value 0, derivative 1
+    nonzero_factors = ew.where(is_zero, 1.0, x)
+    nonzero_product = prod(nonzero_factors, axis=axis, keepdims=True)
+    # at a nonzero x_i: (the nonzero product without x_i) times the product of the zeros
+    at_nonzero = nonzero_product / nonzero_factors * prod(zero_factors, axis=axis, keepdims=True)
+    # at a zero x_i: the nonzero product times the other zeros: none (1), one (that zero,
+    # whose value is 0 but whose derivative is not), or more (0 to second order)
     zero_count = sum(ew.convert(is_zero, dtype=x.aval.dtype), axis=axis, keepdims=True)
-    nonzero_product = prod(ew.where(is_zero, 1.0, x), axis=axis, keepdims=True)
-    at_zero = ew.where(ew.equal(zero_count, 1.0), nonzero_product, 0.0)
-    elsewhere = ew.where(ew.equal(zero_count, 0.0), nonzero_product / ew.where(is_zero, 1.0, x), 0.0)
-    return ew.where(is_zero, at_zero, elsewhere)
+    other_zero = sum(ew.where(is_zero, x, 0.0), axis=axis, keepdims=True) - x
+    other_zeros = ew.where(ew.equal(zero_count, 1.0), 1.0, ew.where(ew.equal(zero_count, 2.0), other_zero, 0.0))
+    return ew.where(is_zero, nonzero_product * other_zeros, at_nonzero)
 
 
 prod = reduction(
     "prod",
     lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims, dtype=x.dtype),
     _prod_partial,
+    accumulates=True,
 )
 
 

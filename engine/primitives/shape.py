@@ -214,7 +214,12 @@ def normalize_index(key: Any, shape: tuple[int, ...]) -> tuple:
                 if part is not None and (isinstance(part, bool) or not isinstance(part, int)):
                     raise EngineError(BAD_PARAM, f"slice bounds are integers, got {part!r}")
             start, stop, step = item.indices(shape[axis])
-            result.append((start, None if stop < 0 else stop, step))
+            if not range(start, stop, step):
+                # an empty selection; kept canonical, since a negative start from indices()
+                # (slice(-10, None, -1) on 3 elements) would mean "from the end" to numpy
+                result.append((0, 0, 1))
+            else:
+                result.append((start, None if stop < 0 else stop, step))
             axis += 1
     result.extend((0, n, 1) for n in shape[axis:])
     return tuple(result)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.ir import Atom, Function, Var, building, current_builder, read
+from engine.ir import Atom, Function, ShapedArray, Var, building, current_builder, read
+from engine.primitives.elementwise import convert
 from engine.primitives.shape import broadcast_to, zeros
 
 
@@ -39,11 +40,17 @@ def _output_tangent(primitive, out, args, tangents, params):
         rule = primitive.jvp_rule(position)
         if tangent is None or rule is None:
             continue
-        term = rule(tangent, out, *args, **params)
-        if term.aval.shape != out.aval.shape:
-            term = broadcast_to(term, shape=out.aval.shape)
+        term = fit(rule(tangent, out, *args, **params), out.aval)
         total = term if total is None else total + term
     return total
+
+
+def fit(term: Atom, aval: ShapedArray) -> Atom:
+    """A rule's term in the dtype and shape of what it is the tangent of: partials made of
+    constants alone are float64, and a broadcast operand's tangent is smaller."""
+    if term.aval.dtype != aval.dtype:
+        term = convert(term, dtype=aval.dtype)
+    return term if term.aval.shape == aval.shape else broadcast_to(term, shape=aval.shape)
 
 
 def jvp(fn: Function, wrt: Sequence[int]) -> Function:

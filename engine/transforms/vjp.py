@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.ir import Atom, Function, Var, as_atom, building, current_builder, read
+from engine.primitives.elementwise import convert
 from engine.primitives.shape import unbroadcast, zeros
 
 
@@ -40,6 +41,8 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
             if rule is None or not isinstance(atom, Var) or atom not in active:
                 continue
             term = rule(g, env[eqn.output], *args, **eqn.kwargs)
+            if term.aval.dtype != atom.aval.dtype:  # partials made of constants alone are float64
+                term = convert(term, dtype=atom.aval.dtype)
             if term.aval.shape != atom.aval.shape:
                 term = unbroadcast(term, atom.aval.shape)
             cotangents[atom] = cotangents[atom] + term if atom in cotangents else term

@@ -11,6 +11,9 @@ from tests.api.conftest import assert_problem, b64
 pytestmark = pytest.mark.anyio
 
 
+DEEP = "[" * 1000 + "1" + "]" * 1000  # JSON text: nested 1000 levels deep
+
+
 def expression(source: str, **fields) -> dict:
     return {"function": {"expression": source}, "inputs": {"x": [1.0, 2.0, 3.0]}, **fields}
 
@@ -32,6 +35,7 @@ def expression(source: str, **fields) -> dict:
                   "wrt": ["n"]}, "bad_wrt", "/wrt"),
         ("vjp", expression("x * x", cotangent=[1.0, 1.0]), "bad_input", "/cotangent"),
         ("jvp", expression("x * x", tangents={"x": [1.0]}), "bad_input", "/tangents/x"),
+        ("jvp", expression("x * x", tangents={"x/y": [1.0]}), "bad_input", "/tangents/x~1y"),
         ("evaluate", {"function": {"graph": {"inputs": ["x"], "nodes": [{"id": "y", "op": "sine", "args": ["x"]}],
                                              "output": "y"}}, "inputs": {"x": 1.0}}, "unknown_op", None),
         ("evaluate", {"function": {"graph": {"inputs": ["x"], "nodes": [
@@ -72,6 +76,17 @@ async def test_invalid_functions_are_422_with_the_engine_kind(client, endpoint, 
 async def test_requests_off_the_schema_are_422_invalid_request(client, body, location):
     response = await client.post("/v1/grad", json=body)
     assert_problem(response, 422, "invalid-request", location)
+
+
+@pytest.mark.parametrize("field", ["shape", "dtype"])
+async def test_a_deeply_nested_field_is_refused_without_echoing_it(client, field):
+    """Nesting just under the JSON parser's own limit (orjson reads 1024 levels; Python's
+    encoders will not even write it): the detail must not repr the value whole."""
+    encoded = {"dtype": '"float64"', "shape": "[1]", "data": '"AAAAAAAAAAA="', field: DEEP}
+    fields = ", ".join(f'"{key}": {value}' for key, value in encoded.items())
+    body = '{"function": {"expression": "x"}, "inputs": {"x": {' + fields + "}}}"
+    response = await client.post("/v1/evaluate", content=body, headers={"content-type": "application/json"})
+    assert_problem(response, 422, "invalid-request", "/inputs/x")
 
 
 async def test_a_missing_operation_field_is_named(client):

@@ -93,3 +93,34 @@ async def test_a_full_pool_answers_503_with_retry_after():
 
         assert_problem(await running, 504, "deadline-exceeded")
         await assert_serves(client)
+
+
+def _chain_graph(length: int) -> dict:
+    """sin, cos, tanh, exp and a product with x, repeated: a large but valid graph."""
+    functions = ["sin", "cos", "tanh", "exp"]
+    nodes = [{"id": "n0", "op": "sin", "args": ["x"]}]
+    for i in range(1, length):
+        step = (
+            {"op": "multiply", "args": [f"n{i - 1}", "x"]}
+            if i % 5 == 0
+            else {"op": functions[i % 4], "args": [f"n{i - 1}"]}
+        )
+        nodes.append({"id": f"n{i}", **step})
+    nodes.append({"id": "out", "op": "sum", "args": [f"n{length - 1}"]})
+    return {"inputs": ["x"], "nodes": nodes, "output": "out"}
+
+
+async def test_a_large_function_does_not_stall_other_requests():
+    """Building a 20,000-node graph and differentiating it twice takes seconds: that work is
+    off the event loop (building) and in a worker (transforming), so a health check is
+    answered meanwhile and the request itself ends at its deadline."""
+    body = {"function": {"graph": _chain_graph(19_990)}, "inputs": {"x": [0.1, 0.2, 0.3]}}
+    async with serve_in_process(deadline_seconds=3) as client:
+        heavy = asyncio.create_task(client.post("/v1/hessian", json=body))
+        await asyncio.sleep(0.2)
+        started = asyncio.get_running_loop().time()
+        assert (await client.get("/healthz")).status_code == 200
+        assert asyncio.get_running_loop().time() - started < 1.0
+        response = await heavy
+        assert response.status_code in (200, 504), response.text
+        await assert_serves(client)

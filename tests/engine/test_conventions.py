@@ -53,3 +53,18 @@ def test_pow_exponent_gradient_is_zero_where_the_base_is_zero():
     (ta**tb).sum().backward()
     np.testing.assert_allclose(gradients["a"], ta.grad.numpy())
     np.testing.assert_allclose(gradients["b"], tb.grad.numpy())
+
+
+@pytest.mark.parametrize(
+    "values", [[0.0, 2.0, 3.0, 0.5], [0.0, 0.0, 3.0, 0.5], [0.0, 0.0, 0.0, 2.0], [1.0, 2.0, 3.0, 0.5]]
+)
+def test_hessian_of_prod_with_zeros_matches_pytorch(values):
+    x = np.array(values)
+    fn = trace(lambda x: ops.prod(x), {"x": ShapedArray((4,), "float64")})
+    _, hessian = api.hessian(fn, {"x": x})
+    expected = torch.autograd.functional.hessian(lambda t: t.prod(), torch.tensor(x)).numpy()
+    np.testing.assert_allclose(hessian["x"]["x"], expected, rtol=1e-12, atol=1e-15)
+    _, gradient = api.value_and_grad(fn, {"x": x})
+    tensor = torch.tensor(x, requires_grad=True)
+    tensor.prod().backward()
+    np.testing.assert_allclose(gradient["x"], tensor.grad.numpy(), rtol=1e-12)

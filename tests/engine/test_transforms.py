@@ -42,7 +42,8 @@ def test_jacobian_is_one_batched_sweep_whatever_the_size():
             lambda A, x: ops.tanh(A @ x), {"A": ShapedArray((n, n), "float64"), "x": ShapedArray((n,), "float64")}
         )
         for mode in ("forward", "reverse"):
-            sizes.append(cost.estimate(fn, "jacobian", wrt=["x"], mode=mode).operations)
+            program, _, _ = cost.transformed(fn, "jacobian", wrt=["x"], mode=mode)
+            sizes.append(len(program.equations))
     assert sizes[:2] == sizes[2:]
 
 
@@ -172,3 +173,47 @@ def test_malformed_arguments_are_user_errors(body, kind):
     with pytest.raises(EngineError) as error:
         trace(body, {"x": ShapedArray((3,), "float64")})
     assert error.value.kind == kind
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_static_estimates_bound_what_the_transformed_functions_allocate(case):
+    fn = build(case.engine, case.shapes)
+    requests = [("evaluate", "auto"), ("grad", "auto"), ("vjp", "auto"), ("jvp", "auto"),
+                ("jacobian", "forward"), ("jacobian", "reverse")]  # fmt: skip
+    if not fn.output.aval.shape:
+        requests += [("hessian", "auto"), ("hvp", "auto")]
+    for operation, mode in requests:
+        estimate = cost.estimate(fn, operation, mode=mode, reduce="sum")
+        program, _, _ = cost.transformed(fn, operation, mode=mode, reduce="sum")
+        sizes = [v.aval.size for v in program.inputs] + [e.output.aval.size for e in program.equations]
+        assert estimate.largest_intermediate >= max(sizes), (operation, mode)
+        assert estimate.total_intermediate >= sum(sizes), (operation, mode)
+
+
+@pytest.mark.parametrize(
+    "body", [lambda x: ops.maximum(x, 0.0), lambda x: ops.mean(x * x), lambda x: ops.sum(x * 2) / 3]
+)
+def test_float32_derivatives_stay_float32_in_every_operation(body):
+    fn = trace(lambda x: ops.sum(body(x)), {"x": ShapedArray((3,), "float32")})
+    x = np.array([-1.0, 0.5, 2.0], dtype=np.float32)
+    results = [
+        api.value_and_grad(fn, {"x": x})[1]["x"],
+        api.jvp(fn, {"x": x}, {"x": x})[1],
+        api.jacobian(fn, {"x": x}, mode="forward")[1]["x"],
+        api.jacobian(fn, {"x": x}, mode="reverse")[1]["x"],
+        api.hessian(fn, {"x": x})[1]["x"]["x"],
+        api.hvp(fn, {"x": x}, {"x": x})[2]["x"],
+    ]
+    assert [r.dtype for r in results] == [np.float32] * len(results)
+
+
+def test_empty_slices_and_zero_size_inputs_follow_numpy():
+    fn = trace(lambda x: ops.sum(x[-10::-1] * 2.0), {"x": ShapedArray((3,), "float64")})
+    assert api.evaluate(fn, {"x": np.arange(3.0)}) == 0.0
+    np.testing.assert_array_equal(api.grad(fn, {"x": np.arange(3.0)})["x"], np.zeros(3))
+    empty = trace(lambda x: x * 2.0, {"x": ShapedArray((1, 0), "float64")})
+    for mode in ("forward", "reverse"):
+        assert api.jacobian(empty, {"x": np.zeros((1, 0))}, mode=mode)[1]["x"].shape == (1, 0, 1, 0)
+    matrices = trace(lambda a, b: a @ b, {"a": ShapedArray((2, 0), "float64"), "b": ShapedArray((0, 3), "float64")})
+    _, jacobians, _ = api.jacobian(matrices, {"a": np.zeros((2, 0)), "b": np.zeros((0, 3))}, mode="forward")
+    assert jacobians["a"].shape == (2, 3, 2, 0) and jacobians["b"].shape == (2, 3, 0, 3)

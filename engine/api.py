@@ -111,20 +111,26 @@ def vjp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
         return _finish(builder, [*primals, cotangent], [*fn.input_names, "cotangent"], [value, *cotangents])
 
 
-@_cached
-def jvp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
-    """inputs: fn's, then one tangent per wrt input; outputs: each of fn's outputs, then
-    each output's tangent."""
+def _pushforward(fn: Function, wrt: tuple[int, ...], first: int) -> Function:
+    """inputs: fn's, then one tangent per wrt input; outputs: each of fn's outputs, then the
+    tangents of its outputs from position `first` on."""
     with building() as builder:
         primals = _fresh_inputs(fn)
         tangents = [Var(fn.inputs[i].aval) for i in wrt]
         outputs, output_tangents = jvp_call(fn, primals, dict(zip(wrt, tangents)))
         filled = [
             t if t is not None else broadcast_to(Literal(0.0, o.aval.dtype), shape=o.aval.shape)
-            for o, t in zip(outputs, output_tangents)
+            for o, t in zip(outputs[first:], output_tangents[first:])
         ]
         names = [*fn.input_names, *(f"tangent of {fn.input_names[i]}" for i in wrt)]
         return _finish(builder, [*primals, *tangents], names, [*outputs, *filled])
+
+
+@_cached
+def jvp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
+    """inputs: fn's, then one tangent per wrt input; outputs: each of fn's outputs, then
+    each output's tangent."""
+    return _pushforward(fn, wrt, 0)
 
 
 def _forward_jacobians(fn: Function, primals: list[Var], wrt: tuple[int, ...]):
@@ -192,18 +198,9 @@ def hessian_function(fn: Function, wrt: tuple[int, ...]) -> Function:
 
 @_cached
 def hvp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
-    """inputs: fn's, then a tangent per wrt input; outputs: value, gradients, then H @ v."""
-    gradient = gradient_function(fn, wrt, False)
-    with building() as builder:
-        primals = _fresh_inputs(fn)
-        tangents = [Var(fn.inputs[i].aval) for i in wrt]
-        outputs, output_tangents = jvp_call(gradient, primals, dict(zip(wrt, tangents)))
-        products = [
-            t if t is not None else broadcast_to(Literal(0.0, o.aval.dtype), shape=o.aval.shape)
-            for o, t in zip(outputs[1:], output_tangents[1:])
-        ]
-        names = [*fn.input_names, *(f"tangent of {fn.input_names[i]}" for i in wrt)]
-        return _finish(builder, [*primals, *tangents], names, [*outputs, *products])
+    """inputs: fn's, then a tangent per wrt input; outputs: value, gradients, then H @ v
+    (the pushforward of the gradients, forward over reverse)."""
+    return _pushforward(gradient_function(fn, wrt, False), wrt, 1)
 
 
 # ---- running them on arrays ----

@@ -37,12 +37,16 @@ _ARRAYS_PER_VALUE = {"evaluate": 1, "grad": _FIRST_ORDER, "vjp": _FIRST_ORDER, "
                      "jacobian": _FIRST_ORDER, "hessian": _SECOND_ORDER, "hvp": _SECOND_ORDER}  # fmt: skip
 
 
+def _check_operation(operation: str) -> None:
+    if operation not in OPERATIONS:
+        raise EngineError(BAD_PARAM, f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
+
+
 def transformed(
     fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto", reduce: str = "none"
 ) -> tuple[Function, tuple[int, ...], str | None]:
     """The function that `operation` runs, its wrt positions, and the Jacobian mode."""
-    if operation not in OPERATIONS:
-        raise EngineError(BAD_PARAM, f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
+    _check_operation(operation)
     if operation == "evaluate":
         return fn, (), None
     positions = api.wrt_positions(fn, wrt)
@@ -98,8 +102,7 @@ def estimate(
     vectors it carries: one for gradients and products, the output's size for a reverse
     Jacobian, an input's size for each forward sweep (forward Jacobians and Hessians run
     one sweep per differentiated input)."""
-    if operation not in OPERATIONS:
-        raise EngineError(BAD_PARAM, f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
+    _check_operation(operation)
     positions = () if operation == "evaluate" else api.wrt_positions(fn, wrt)
     used = api.choose_jacobian_mode(fn, positions, mode) if operation == "jacobian" else None
     sizes = [v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations] + [fn.output.aval.size]

@@ -11,6 +11,7 @@ from engine.errors import BAD_PARAM, SHAPE, EngineError
 from engine.ir import DEFAULT_FLOAT, ShapedArray
 from engine.primitives import reductions
 from engine.primitives.common import (
+    batch_size,
     broadcast_shapes,
     lift_batch_axis,
     materialize_batch,
@@ -165,7 +166,7 @@ def _concatenate_cotangent(position: int):
 
 
 def _concatenate_batch(args, batched, axis):
-    size = next(a.aval.shape[0] for a, b in zip(args, batched) if b)
+    size = batch_size(args, batched)
     return concatenate(*(materialize_batch(a, b, size) for a, b in zip(args, batched)), axis=axis + 1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.ir import Atom, Function, ShapedArray, Var, building, current_builder, read
+from engine.ir import Atom, Function, ShapedArray, Var, current_builder, read
 from engine.primitives.elementwise import convert
 from engine.primitives.shape import broadcast_to, zeros
 
@@ -51,15 +51,3 @@ def fit(term: Atom, aval: ShapedArray) -> Atom:
     if term.aval.dtype != aval.dtype:
         term = convert(term, dtype=aval.dtype)
     return term if term.aval.shape == aval.shape else broadcast_to(term, shape=aval.shape)
-
-
-def jvp(fn: Function, wrt: Sequence[int]) -> Function:
-    """inputs: fn's inputs, then a tangent for each `wrt` position;
-    outputs: fn's outputs, then the tangent of each output."""
-    with building() as builder:
-        primals = [Var(v.aval) for v in fn.inputs]
-        tangents = [Var(fn.inputs[i].aval) for i in wrt]
-        outputs, output_tangents = jvp_call(fn, primals, dict(zip(wrt, tangents)))
-        filled = [t if t is not None else zeros(o.aval.shape, o.aval.dtype) for o, t in zip(outputs, output_tangents)]
-        names = [*fn.input_names, *(f"tangent of {fn.input_names[i]}" for i in wrt)]
-        return builder.function([*primals, *tangents], names, [*outputs, *filled])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.ir import Atom, Function, Var, as_atom, building, current_builder, read
+from engine.ir import Atom, Function, Var, as_atom, current_builder, read
 from engine.primitives.elementwise import convert
 from engine.primitives.shape import unbroadcast, zeros
 
@@ -52,14 +52,3 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
         var = fn.inputs[i]
         results.append(cotangents.get(var) or zeros(var.aval.shape, var.aval.dtype))
     return read(env, fn.output), results
-
-
-def vjp(fn: Function, wrt: Sequence[int]) -> Function:
-    """inputs: fn's inputs, then the output's cotangent;
-    outputs: fn's output, then the cotangent of each `wrt` input."""
-    with building() as builder:
-        primals = [Var(v.aval) for v in fn.inputs]
-        cotangent = Var(fn.output.aval)
-        output, cotangents = vjp_call(fn, primals, cotangent, wrt)
-        names = [*fn.input_names, "cotangent"]
-        return builder.function([*primals, cotangent], names, [output, *cotangents])

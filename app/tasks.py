@@ -73,13 +73,11 @@ def intermediate_limit_detail(estimate: cost.Cost, sizes: SizeLimits) -> str | N
 
 
 def check_sizes(fn: Function, task: Task) -> cost.Cost:
-    """Refuse, from shapes alone, work whose result or intermediates are over the limits:
-    the result's size is a formula (microseconds), so it is checked before the estimate."""
-    detail = result_limit_detail(cost.result_elements(fn, task.operation, wrt=task.wrt), task.sizes)
-    if detail:
-        raise TooLargeError(detail)
+    """Refuse, from shapes alone (one pass over the function's equations), work whose result
+    or intermediates are over the limits."""
     estimate = cost.estimate(fn, task.operation, wrt=task.wrt, mode=task.mode, reduce=task.reduce)
-    detail = intermediate_limit_detail(estimate, task.sizes)
+    sizes = task.sizes
+    detail = result_limit_detail(estimate.result_elements, sizes) or intermediate_limit_detail(estimate, sizes)
     if detail:
         raise TooLargeError(detail)
     return estimate

@@ -85,12 +85,6 @@ def _elements(shapes) -> int:
     return sum(math.prod(s) for s in shapes)
 
 
-def result_elements(fn: Function, operation: str, *, wrt: Sequence[str] | None = None) -> int:
-    """Elements of the response's arrays, by formula: cheap enough to check first."""
-    positions = () if operation == "evaluate" else api.wrt_positions(fn, wrt)
-    return fn.output.aval.size + _elements(_result_shapes(fn, operation, positions).values())
-
-
 def estimate(
     fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto", reduce: str = "none"
 ) -> Cost:

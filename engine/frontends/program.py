@@ -59,12 +59,16 @@ def from_program(source: str, inputs: Mapping[str, Any], limits: Limits = DEFAUL
             )
     runner = _Runner(located, limits, assigned)
     with building(runner.builder):
+        # The function's inputs are the Vars bound at the call: the body may rebind a
+        # parameter's name (`x = x * 2`, `x += 1`), which must not change what the input is.
+        arguments = []
         for name in parameters:
             array = as_array(name, inputs[name])
             runner.variables[name] = var = Var(aval_of(array))
             runner.values[var] = array
+            arguments.append(var)
         output = runner.run(definition)
-        return runner.builder.function([runner.variables[n] for n in parameters], parameters, [output])
+        return runner.builder.function(arguments, parameters, [output])
 
 
 def check_program(source: str, limits: Limits = DEFAULT_LIMITS) -> list[str]:
@@ -101,10 +105,7 @@ def _parse(source: str, limits: Limits) -> tuple[Source, ast.FunctionDef, set[st
         targets, expressions, blocks = _parts(statement, in_loop, located)
         for target in targets:
             for name in target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]:
-                if reserved(name.id):
-                    raise EngineError(
-                        SYNTAX, f"names that start with '__' (like {name.id!r}) are not allowed", located.of(name)
-                    )
+                _check_name(name.id, located.of(name))
                 assigned.add(name.id)
         checker.run(expressions)
         inner = in_loop or isinstance(statement, _LOOPS)
@@ -136,11 +137,21 @@ def _check_signature(definition: ast.FunctionDef, source: Source) -> list[str]:
             )
     names: list[str] = []
     for argument in arguments.args:
-        if reserved(argument.arg) or argument.arg in names:
-            problem = "is reserved" if reserved(argument.arg) else "is given twice"
-            raise EngineError(SYNTAX, f"the parameter name {argument.arg!r} {problem}", source.of(argument))
+        _check_name(argument.arg, source.of(argument))
+        if argument.arg in names:
+            raise EngineError(SYNTAX, f"the parameter name {argument.arg!r} is given twice", source.of(argument))
         names.append(argument.arg)
     return names
+
+
+def _check_name(name: str, location: str) -> None:
+    """A name a program binds (a parameter, an assignment's or a loop's target)."""
+    if reserved(name):
+        raise EngineError(SYNTAX, f"names that start with '__' (like {name!r}) are not allowed", location)
+    if name == "range":
+        # Python would then call the bound value in `for i in range(n)`; the loop keeps its meaning here.
+        raise EngineError(SYNTAX, "'range' names the loop's range(...) and cannot be bound; choose another name",
+                          location)  # fmt: skip
 
 
 def _parts(statement: ast.stmt, in_loop: bool, source: Source):

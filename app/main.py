@@ -10,9 +10,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app import problems
-from app.body_limit import BodyLimitMiddleware
-from app.metrics import Metrics, MetricsMiddleware
+from app import middleware, problems
+from app.metrics import Metrics
 from app.pool import LocalPool
 from app.routes import catalogue, compute, docs, health
 from app.schemas import Problem
@@ -59,8 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.service = Service(settings, pool)
     problems.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    middleware.install(app, metrics, settings.max_body_bytes)
     for module in (compute, catalogue, health):
         app.include_router(module.router)
     docs.install(app)

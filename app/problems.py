@@ -14,7 +14,6 @@ Each kind of error has a stable `type` URI, ``https://gradserve.dev/problems/<ki
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import orjson
@@ -28,7 +27,6 @@ from engine.errors import TOO_LARGE, EngineError
 
 TYPE_BASE = "https://gradserve.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
-log = logging.getLogger("gradserve")
 
 _ENGINE_TITLES = {
     "syntax": "Syntax error",
@@ -128,17 +126,11 @@ def _engine_problem(request: Request, error: EngineError) -> Response:
     return engine_problem(error)
 
 
-def _unexpected_problem(request: Request, error: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
-    return problem(500, "internal", "Internal error", "the service failed unexpectedly; the failure was logged")
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(HTTPException, _http_problem)
     app.add_exception_handler(ServiceError, _service_problem)
     app.add_exception_handler(EngineError, _engine_problem)
-    app.add_exception_handler(Exception, _unexpected_problem)
 
 
 def problem_response_doc(description: str) -> dict[str, Any]:

@@ -62,7 +62,7 @@ async def test_an_array_over_the_element_limit_is_refused_with_its_location(smal
 async def test_a_body_declared_too_large_is_refused(small):
     request = {"function": {"expression": "sum(x)"}, "inputs": {"x": [1.0] * 2000}}
     body = assert_problem(await small.post("/v1/grad", json=request), 413, "too-large")
-    assert "4000 bytes" in body["detail"]
+    assert "4,000 bytes" in body["detail"]
 
 
 async def test_a_body_streamed_past_the_limit_is_refused(small):

@@ -1,5 +1,6 @@
-"""The service's own failures (sizes, load, time, crashes), as data: `app.problems` turns
-each into an RFC 9457 response. No web imports: a worker process raises `TooLargeError` too."""
+"""The service's own failures (load, time, crashes), as data: `app.problems` turns each into
+an RFC 9457 response. Sizes are the engine's (`EngineError` of kind `too_large`), whichever
+side finds them."""
 
 from __future__ import annotations
 
@@ -22,12 +23,6 @@ class ServiceError(Exception):
     @property
     def headers(self) -> dict[str, str]:
         return {}
-
-
-class TooLargeError(ServiceError):
-    kind = "too-large"
-    status = 413
-    title = "Request too large"
 
 
 class OverloadedError(ServiceError):

@@ -133,3 +133,9 @@ VALIDATE = {
         {"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": X}, "operation": "grad"},
     ),
 }
+
+# The examples of each endpoint's request in the OpenAPI document, by operation name.
+EXAMPLES = {
+    "evaluate": EVALUATE, "grad": GRAD, "vjp": VJP, "jvp": JVP, "jacobian": JACOBIAN, "hessian": HESSIAN,
+    "hvp": HVP, "validate": VALIDATE,
+}  # fmt: skip

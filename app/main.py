@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import middleware, problems
+from app.dispatch import Dispatcher
 from app.metrics import Metrics
 from app.pool import LocalPool
 from app.routes import catalogue, compute, docs, health
 from app.schemas import Problem
-from app.service import Service
 from app.settings import Settings
 from engine import backend
 
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.pool = pool
     app.state.metrics = metrics
-    app.state.service = Service(settings, pool)
+    app.state.dispatcher = Dispatcher(settings, pool)
     problems.install(app)
     middleware.install(app, metrics, settings.max_body_bytes)
     for module in (compute, catalogue, health):

@@ -24,7 +24,7 @@ from pebble import ProcessExpired, ProcessFuture, ProcessPool
 from app import worker
 from app.errors import DeadlineExceededError, OverloadedError, WorkerCrashedError
 from app.settings import Settings
-from app.tasks import Outcome, Task
+from engine.operations import Answer, ProgramTask, Task
 
 log = logging.getLogger("gradserve.pool")
 
@@ -41,7 +41,7 @@ class PoolStats:
 class Pool(Protocol):
     async def start(self) -> None: ...
 
-    async def submit(self, task: Task) -> Outcome: ...
+    async def submit(self, task: Task | ProgramTask) -> Answer: ...
 
     def stats(self) -> PoolStats: ...
 
@@ -74,7 +74,7 @@ class LocalPool:
         await asyncio.gather(*pings)
         self._ready = True
 
-    async def submit(self, task: Task) -> Outcome:
+    async def submit(self, task: Task | ProgramTask) -> Answer:
         if len(self._admitted) >= self.capacity:
             raise OverloadedError(
                 f"all {self.workers} workers are busy and {self.capacity - self.workers} requests are waiting; "
@@ -92,7 +92,7 @@ class LocalPool:
             except BrokenProcessPool:
                 raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
 
-    async def _run(self, task: Task, deadline: float) -> Outcome:
+    async def _run(self, task: Task | ProgramTask, deadline: float) -> Answer:
         # pebble's own timeout (counted from when a worker starts the task) backs up the deadline.
         future = self._live_pool().schedule(worker.run, args=(task,), timeout=self.deadline)
         self._admitted.add(future)
@@ -102,7 +102,7 @@ class LocalPool:
             self._admitted.discard(future)
             future.cancel()  # a no-op when done; stops the worker if the request itself was cancelled
 
-    async def _result(self, future: ProcessFuture, timeout: float) -> Outcome:
+    async def _result(self, future: ProcessFuture, timeout: float) -> Answer:
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), max(timeout, 0))
         except TimeoutError:

@@ -41,7 +41,6 @@ _ENGINE_TITLES = {
     "bad_wrt": "Bad wrt",
     "bad_input": "Bad input",
     "limit": "Function over budget",
-    "too_large": "Too large",
     "numeric": "Numeric failure",
 }
 _HTTP_KINDS = {
@@ -67,8 +66,9 @@ def problem(
 def engine_problem(error: EngineError) -> Response:
     """The engine's locations are already JSON pointers into the request ("/inputs/x"),
     node ids ("node 'c'") or source positions ("offset 12", "line 3, column 5")."""
-    status = 413 if error.kind == TOO_LARGE else 422
-    return problem(status, error.kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message,
+    if error.kind == TOO_LARGE:
+        return problem(413, "too-large", "Request too large", error.message, error.location)
+    return problem(422, error.kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message,
                    error.location)  # fmt: skip
 
 

@@ -1,15 +1,17 @@
 """Request and response models. Requests are strict: a boolean or the string "1" is not a
-number, unknown fields are refused, arrays must be rectangular. Responses are written by
-`app.service` directly (orjson); their models here document them in the OpenAPI schema."""
+number, unknown fields are refused, arrays must be rectangular. Each operation's request and
+response models are made from its entry in the engine's registry (`engine.operations`).
+Responses are written by `app.dispatch` directly (orjson); their models document them."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model, model_validator
 from typing_extensions import TypeAliasType
 
 from app import arrays
+from engine import operations
 
 NonFinite = Literal["NaN", "Infinity", "-Infinity"]
 NestedNumbers = TypeAliasType(
@@ -95,8 +97,14 @@ class FunctionSpec(StrictModel):
             raise ValueError(f"give exactly one of expression, graph or program (got {len(given)})")
         return self
 
+    def definition(self) -> dict[str, Any]:
+        """The function as the engine takes it: {"expression": ...}, {"graph": {...}} or {"program": ...}."""
+        if self.graph is not None:
+            return {"graph": self.graph.model_dump()}
+        return {"expression": self.expression} if self.expression is not None else {"program": self.program}
 
-# ---- requests ----
+
+# ---- requests: one model per operation of the engine's registry ----
 
 Wrt = Annotated[
     list[str] | None, Field(description="inputs to differentiate with respect to (default: every floating input)")
@@ -109,59 +117,53 @@ class FunctionRequest(StrictModel):
     dtype: Literal["float64", "float32"] = Field("float64", description="precision of the computation")
 
 
-class EvaluateRequest(FunctionRequest):
+class ComputeRequest(FunctionRequest):
     encoding: Literal["json", "base64"] = Field("json", description="how the response writes arrays")
 
 
-class DerivativeRequest(EvaluateRequest):
+class DerivativeRequest(ComputeRequest):
     wrt: Wrt = None
 
 
-class GradRequest(DerivativeRequest):
-    reduce: Literal["none", "sum"] = Field(
-        "none", description='"none": the output must be a scalar; "sum": the gradient of the sum of the output'
-    )
+Reduction = Literal[operations.REDUCTIONS]
+JacobianMode = Literal[operations.JACOBIAN_MODES]
+_OPTION_FIELDS: dict[str, Any] = {
+    "reduce": (Reduction, Field("none", description='"none": the output must be a scalar; "sum": the gradient of '
+                                "the sum of the output")),
+    "mode": (JacobianMode, Field("auto", description="auto: forward when the inputs are fewer than the outputs, "
+                                 "else reverse")),
+}  # fmt: skip
 
 
-class VjpRequest(DerivativeRequest):
-    cotangent: ArrayIn = Field(description="shaped like the output: the head gradient v of y.backward(v)")
+def _request_model(op: operations.Operation) -> type[ComputeRequest]:
+    fields = {option: _OPTION_FIELDS[option] for option in op.options}
+    if op.extra is not None:
+        kind = dict[str, ArrayIn] if op.extra.per_input else ArrayIn
+        fields[op.extra.name] = (kind, Field(description=op.extra.doc))
+    base = DerivativeRequest if op.order else ComputeRequest
+    return create_model(f"{op.name.capitalize()}Request", __base__=base, **fields)
 
 
-class JvpRequest(DerivativeRequest):
-    tangents: dict[str, ArrayIn] = Field(description="input name -> direction, one per differentiated input")
-
-
-class JacobianRequest(DerivativeRequest):
-    mode: Literal["auto", "forward", "reverse"] = Field(
-        "auto", description="auto: forward when the inputs are fewer than the outputs, else reverse"
-    )
-
-
-class HessianRequest(DerivativeRequest):
-    pass
-
-
-class HvpRequest(DerivativeRequest):
-    tangents: dict[str, ArrayIn] = Field(description="input name -> the vector v of H @ v")
-
-
-Operation = Literal["evaluate", "grad", "vjp", "jvp", "jacobian", "hessian", "hvp"]
+REQUESTS: dict[str, type[ComputeRequest]] = {name: _request_model(op) for name, op in operations.OPERATIONS.items()}
 
 
 class ValidateRequest(FunctionRequest):
     inputs: dict[str, ArrayOrShapeIn] = Field(
         default_factory=dict, description='name -> array, or {"dtype", "shape"} alone: no data is needed'
     )
-    operation: Operation = Field("evaluate", description="the endpoint whose cost to estimate")
+    operation: Literal[tuple(operations.OPERATIONS)] = Field(
+        "evaluate", description="the endpoint whose cost to estimate"
+    )
     wrt: Wrt = None
-    reduce: Literal["none", "sum"] = "none"
-    mode: Literal["auto", "forward", "reverse"] = "auto"
+    reduce: Reduction = "none"
+    mode: JacobianMode = "auto"
 
 
-# ---- responses ----
+# ---- responses: written by app.dispatch (orjson); these models document them ----
 
 
 class Meta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     device: str = Field(description='"cpu" or "gpu"')
     backend: str = Field(description="the array library the worker ran on")
     nodes: int | None = Field(None, description="operations of the function (as built)")
@@ -171,34 +173,28 @@ class Meta(BaseModel):
     )
 
 
-class EvaluateResponse(BaseModel):
+class ComputeResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     value: ArrayOut
     meta: Meta | None = None
 
 
-class GradResponse(EvaluateResponse):
-    gradient: dict[str, ArrayOut] = Field(description="input name -> array shaped like that input")
+_LAYOUT_TYPES: dict[str, Any] = {
+    operations.OUTPUT: ArrayOut,
+    operations.PER_INPUT: dict[str, ArrayOut],
+    operations.JACOBIAN: dict[str, ArrayOut],
+    operations.PAIRS: dict[str, dict[str, ArrayOut]],
+}
 
 
-class VjpResponse(EvaluateResponse):
-    vjp: dict[str, ArrayOut] = Field(description="input name -> cotangent shaped like that input")
+def _response_model(op: operations.Operation) -> type[ComputeResponse]:
+    fields: dict[str, Any] = {r.name: (_LAYOUT_TYPES[r.layout], Field(description=r.doc)) for r in op.results}
+    if "mode" in op.options:
+        fields["mode"] = (Literal["forward", "reverse"], Field(description="the mode used"))
+    return create_model(f"{op.name.capitalize()}Response", __base__=ComputeResponse, **fields)
 
 
-class JvpResponse(EvaluateResponse):
-    jvp: ArrayOut = Field(description="shaped like the output")
-
-
-class JacobianResponse(EvaluateResponse):
-    jacobian: dict[str, ArrayOut] = Field(description="input name -> array of shape output.shape + input.shape")
-    mode: Literal["forward", "reverse"]
-
-
-class HessianResponse(EvaluateResponse):
-    hessian: dict[str, dict[str, ArrayOut]] = Field(description="name -> name -> array of shape in1.shape + in2.shape")
-
-
-class HvpResponse(GradResponse):
-    hvp: dict[str, ArrayOut] = Field(description="input name -> (H @ v) shaped like that input")
+RESPONSES: dict[str, type[ComputeResponse]] = {name: _response_model(op) for name, op in operations.OPERATIONS.items()}
 
 
 class OutputSpec(BaseModel):

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.limits import Limits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRADSERVE_", extra="ignore", frozen=True)
@@ -38,10 +40,14 @@ class Settings(BaseSettings):
         4_000_000_000, ge=1, description="elements of all arrays computed, by a static bound (a work bound)"
     )
 
-    # Budgets of the front-ends (engine.frontends.Limits), enforced by the engine: 422 past them,
+    # Budgets of the front-ends, enforced by the engine: 422 past them,
     # but 413 past the source length, which is a size; a program's arrays are held to
     # max_intermediate_elements as it runs.
     max_source_chars: int = Field(20_000, ge=1, description="characters of an expression or program")
     max_depth: int = Field(64, ge=1, description="nesting depth of an expression or program (at most 100)")
     max_nodes: int = Field(20_000, ge=1, description="nodes of a graph, operations of any built function")
     max_steps: int = Field(100_000, ge=1, description="statements a program may execute")
+
+    def limits(self) -> Limits:
+        """The engine's limits, from the settings of the same names."""
+        return Limits(**{name: getattr(self, name) for name in Limits.__dataclass_fields__})

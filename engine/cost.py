@@ -1,6 +1,7 @@
-"""Static cost of a request, from shapes alone: what it would allocate and return.
+"""Static cost of a request, from shapes alone: what it would allocate and return, and the
+limit it would break.
 
-The service calls this before any array exists, so oversized work (a Jacobian of
+`engine.operations` calls this before any array exists, so oversized work (a Jacobian of
 billions of elements, a huge intermediate) is refused in microseconds.
 """
 
@@ -10,11 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine import api
-from engine.errors import BAD_PARAM, EngineError
 from engine.ir import Function, ShapedArray
-
-OPERATIONS = ("evaluate", "grad", "vjp", "jvp", "jacobian", "hessian", "hvp")
+from engine.limits import Limits
 
 
 @dataclass(frozen=True)
@@ -28,93 +26,60 @@ class Cost:
     mode: str | None = None  # the Jacobian mode that would be used
 
 
-# Arrays a sweep computes per array of the function: the value, its tangent or cotangent,
-# and the partial derivatives the rules form. The heaviest rules (prod, det, inv) reach
-# 12.5 in first order and 48 in second; test_transforms checks these bounds on every
-# primitive. Most functions stay far below: this bounds work, the deadline bounds time.
-_FIRST_ORDER, _SECOND_ORDER = 16, 64
-_ARRAYS_PER_VALUE = {"evaluate": 1, "grad": _FIRST_ORDER, "vjp": _FIRST_ORDER, "jvp": _FIRST_ORDER,
-                     "jacobian": _FIRST_ORDER, "hessian": _SECOND_ORDER, "hvp": _SECOND_ORDER}  # fmt: skip
-
-
-def _check_operation(operation: str) -> None:
-    if operation not in OPERATIONS:
-        raise EngineError(BAD_PARAM, f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
-
-
-def transformed(
-    fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto", reduce: str = "none"
-) -> tuple[Function, tuple[int, ...], str | None]:
-    """The function that `operation` runs, its wrt positions, and the Jacobian mode."""
-    _check_operation(operation)
-    if operation == "evaluate":
-        return fn, (), None
-    positions = api.wrt_positions(fn, wrt)
-    if operation == "grad":
-        return api.gradient_function(fn, positions, reduce == "sum"), positions, None
-    if operation == "vjp":
-        return api.vjp_function(fn, positions), positions, None
-    if operation == "jvp":
-        return api.jvp_function(fn, positions), positions, None
-    if operation == "jacobian":
-        used = api.choose_jacobian_mode(fn, positions, mode)
-        return api.jacobian_function(fn, positions, used), positions, used
-    if operation == "hessian":
-        return api.hessian_function(fn, positions), positions, None
-    return api.hvp_function(fn, positions), positions, None
-
-
-def _result_shapes(fn: Function, operation: str, positions: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    names = [fn.input_names[i] for i in positions]
-    shapes = [fn.inputs[i].aval.shape for i in positions]
-    out = fn.output.aval.shape
-    if operation in ("grad", "vjp"):
-        return dict(zip(names, shapes))
-    if operation == "jvp":
-        return {"jvp": out}
-    if operation == "jacobian":
-        return {n: out + s for n, s in zip(names, shapes)}
-    if operation == "hessian":
-        return {f"{a}/{b}": sa + sb for a, sa in zip(names, shapes) for b, sb in zip(names, shapes)}
-    if operation == "hvp":
-        return {**{f"gradient/{n}": s for n, s in zip(names, shapes)}, **{f"hvp/{n}": s for n, s in zip(names, shapes)}}
-    return {}
-
-
-def _elements(shapes) -> int:
-    return sum(math.prod(s) for s in shapes)
+# Arrays a sweep computes per array of the function, by derivative order: the value, its
+# tangent or cotangent, and the partial derivatives the rules form. The heaviest rules
+# (prod, det, inv) reach 12.5 in first order and 48 in second; test_transforms checks these
+# bounds on every primitive. Most functions stay far below: this bounds work, the deadline
+# bounds time.
+_ARRAYS_PER_VALUE = (1, 16, 64)
 
 
 def estimate(
-    fn: Function, operation: str, *, wrt: Sequence[str] | None = None, mode: str = "auto", reduce: str = "none"
+    fn: Function, results: dict[str, tuple[int, ...]], sweeps: Sequence[int], order: int, mode: str | None = None
 ) -> Cost:
-    """Bounds on what `operation` allocates, from the function's own shapes, in one pass over
+    """Bounds on what an operation allocates, from the function's own shapes, in one pass over
     its equations: the transformed function is not built (for a large function that takes
     seconds, and the service checks this before any worker is used).
 
-    A sweep works on arrays the size of the function's own, times the batch of basis
-    vectors it carries: one for gradients and products, the output's size for a reverse
-    Jacobian, an input's size for each forward sweep (forward Jacobians and Hessians run
-    one sweep per differentiated input)."""
-    _check_operation(operation)
-    positions = () if operation == "evaluate" else api.wrt_positions(fn, wrt)
-    used = api.choose_jacobian_mode(fn, positions, mode) if operation == "jacobian" else None
+    A sweep works on arrays the size of the function's own, times the batch of basis vectors
+    it carries (`sweeps`: one batch size per sweep): one for values, gradients and products,
+    the output's size for a reverse Jacobian, an input's size for each forward sweep."""
     sizes = [v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations] + [fn.output.aval.size]
-    if used == "reverse":
-        batches = [fn.output.aval.size]
-    elif operation == "hessian" or used == "forward":
-        batches = [fn.inputs[i].aval.size for i in positions]
-    else:
-        batches = [1]
-    results = _result_shapes(fn, operation, positions)
-    per_value = _ARRAYS_PER_VALUE[operation]
+    result_elements = sum(math.prod(shape) for shape in results.values())
     return Cost(
         output=fn.output.aval,
         results=results,
-        result_elements=fn.output.aval.size + _elements(results.values()),
-        largest_intermediate=max(batches, default=1) * max(sizes),
+        result_elements=fn.output.aval.size + result_elements,
+        largest_intermediate=max(sweeps, default=1) * max(sizes),
         # each sweep also carries its basis vectors, and the response its results
-        total_intermediate=sum(batches) * (per_value * sum(sizes) + max(sizes)) + _elements(results.values()),
+        total_intermediate=sum(sweeps) * (_ARRAYS_PER_VALUE[order] * sum(sizes) + max(sizes)) + result_elements,
         operations=len(fn.equations),
-        mode=used,
+        mode=mode,
     )
+
+
+def limit_detail(cost: Cost, limits: Limits) -> str | None:
+    """What a request of this cost would exceed, in words; None when it fits."""
+    if cost.result_elements > limits.max_result_elements:
+        return (
+            f"the response would hold {cost.result_elements:,} array elements; the limit is "
+            f"{limits.max_result_elements:,} (differentiate with respect to fewer inputs, or use vjp/jvp instead of "
+            "a full Jacobian or Hessian)"
+        )
+    if cost.largest_intermediate > limits.max_intermediate_elements:
+        return (
+            f"computing it needs an array of {cost.largest_intermediate:,} elements; "
+            f"the limit is {limits.max_intermediate_elements:,}"
+        )
+    if cost.total_intermediate > limits.max_total_elements:
+        return (
+            f"computing it takes {cost.total_intermediate:,} array elements in all; "
+            f"the limit is {limits.max_total_elements:,}"
+        )
+    return None
+
+
+def array_limit_detail(size: int, limits: Limits) -> str | None:
+    if size > limits.max_array_elements:
+        return f"the array has {size:,} elements; the limit is {limits.max_array_elements:,}"
+    return None

@@ -1,20 +1,22 @@
 """POST /v1/evaluate, grad, vjp, jvp, jacobian, hessian, hvp and validate.
 
-The seven operations share one handler shape: validate the body (pydantic), let the
-service prepare, compute and encode. They are declared from one table so that each gets its
-own request model, response model, summary, description and examples in the OpenAPI document.
+The operations share one handler shape: validate the body (pydantic), let the dispatcher
+prepare, compute and encode. Their routes are made from the engine's registry of operations,
+so that each gets its own request model, response model, summary, description and examples
+in the OpenAPI document.
 """
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import Response
-from pydantic import BaseModel
 
-from app import examples, schemas
+from app import schemas
+from app.deps import DispatcherDep
+from app.examples import EXAMPLES
 from app.problems import COMPUTE_RESPONSES
 from app.routes import OrjsonRoute
+from engine.operations import OPERATIONS, Operation
 
 router = APIRouter(prefix="/v1", tags=["compute"], route_class=OrjsonRoute)
 
@@ -26,55 +28,25 @@ _COMMON = (
 )
 
 
-@dataclass(frozen=True)
-class Operation:
-    name: str
-    request: type[BaseModel]
-    response: type[BaseModel]
-    summary: str
-    description: str
-    examples: dict[str, Any]
-
-
-OPERATIONS = [
-    Operation("evaluate", schemas.EvaluateRequest, schemas.EvaluateResponse, "Evaluate a function",
-              "The function's output on the inputs.", examples.EVALUATE),
-    Operation("grad", schemas.GradRequest, schemas.GradResponse, "Value and gradient",
-              'The gradient of a scalar output with respect to each `wrt` input (`y.backward()`). With `reduce: "sum"` '
-              "a non-scalar output is summed first, as MXNet and TensorFlow do; `value` stays the unreduced output.",
-              examples.GRAD),
-    Operation("vjp", schemas.VjpRequest, schemas.VjpResponse, "Vector-Jacobian product (reverse mode)",
-              "`cotangent` @ J for each `wrt` input: `y.backward(cotangent)` for a non-scalar `y`.", examples.VJP),
-    Operation("jvp", schemas.JvpRequest, schemas.JvpResponse, "Jacobian-vector product (forward mode)",
-              "The directional derivative of the output along `tangents` (one per `wrt` input).", examples.JVP),
-    Operation("jacobian", schemas.JacobianRequest, schemas.JacobianResponse, "Full Jacobian",
-              "d output / d input, shaped output.shape + input.shape, in one batched sweep. `mode` auto picks forward "
-              "when the inputs are fewer than the outputs, else reverse; the response says which ran. Sizes are "
-              "checked from shapes before anything is computed.", examples.JACOBIAN),
-    Operation("hessian", schemas.HessianRequest, schemas.HessianResponse, "Hessian of a scalar function",
-              "Second derivatives (forward over reverse) for every pair of `wrt` inputs, each block shaped "
-              "in1.shape + in2.shape.", examples.HESSIAN),
-    Operation("hvp", schemas.HvpRequest, schemas.HvpResponse, "Hessian-vector product",
-              "H @ v for a scalar function without forming H, with the value and the gradient.", examples.HVP),
-]  # fmt: skip
-
-
 def _handler(operation: Operation):
+    request_model = schemas.REQUESTS[operation.name]
+    examples = EXAMPLES.get(operation.name)
+
     async def handle(
-        request: Request, body: Annotated[operation.request, Body(openapi_examples=operation.examples)]
+        body: Annotated[request_model, Body(openapi_examples=examples)], dispatcher: DispatcherDep
     ) -> Response:
-        return await request.app.state.service.compute(operation.name, body)
+        return await dispatcher.compute(operation.name, body)
 
     handle.__name__ = operation.name
     return handle
 
 
-for _operation in OPERATIONS:
+for _operation in OPERATIONS.values():
     router.add_api_route(
         f"/{_operation.name}",
         _handler(_operation),
         methods=["POST"],
-        response_model=_operation.response,
+        response_model=schemas.RESPONSES[_operation.name],
         summary=_operation.summary,
         description=_operation.description + _COMMON,
         responses=COMPUTE_RESPONSES,
@@ -95,6 +67,6 @@ for _operation in OPERATIONS:
     operation_id="validate",
 )
 def validate(
-    request: Request, body: Annotated[schemas.ValidateRequest, Body(openapi_examples=examples.VALIDATE)]
+    body: Annotated[schemas.ValidateRequest, Body(openapi_examples=EXAMPLES["validate"])], dispatcher: DispatcherDep
 ) -> dict[str, Any]:
-    return request.app.state.service.validate(body)
+    return dispatcher.validate(body)

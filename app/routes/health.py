@@ -1,9 +1,10 @@
 """Liveness, readiness and Prometheus metrics."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.deps import MetricsDep, PoolDep
 from app.errors import NotReadyError
 from app.problems import problem_response_doc
 from app.schemas import Health
@@ -25,8 +26,8 @@ def healthz() -> dict:
     responses={503: problem_response_doc("not-ready")},
     operation_id="readyz",
 )
-def readyz(request: Request) -> dict:
-    if not request.app.state.pool.check():
+def readyz(pool: PoolDep) -> dict:
+    if not pool.check():
         raise NotReadyError("the worker pool is starting or restarting", retry_after=1)
     return {"status": "ready"}
 
@@ -40,5 +41,5 @@ def readyz(request: Request) -> dict:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "metrics"}},
     operation_id="metrics",
 )
-def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(service_metrics: MetricsDep) -> Response:
+    return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,10 +15,10 @@ from typing import Any
 
 from engine import language, ops
 from engine.errors import BAD_PARAM, SYNTAX, UNKNOWN_NAME, EngineError
-from engine.frontends.limits import DEFAULT_LIMITS, Limits
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, COMPARISONS, SYMBOLS, TRANSPOSE_ATTRIBUTE, check_expression
 from engine.ir import Builder, Function, Literal, ShapedArray, Var, building
+from engine.limits import DEFAULT_LIMITS, Limits
 
 # numpy's method forms that take a shape or axes as separate arguments: x.reshape(2, 3).
 _VARIADIC_METHODS = ("reshape", "transpose")

@@ -21,9 +21,9 @@ from typing import Any
 from engine import language
 from engine.errors import BAD_INPUT, BAD_PARAM, GRAPH, LIMIT, UNKNOWN_OP, EngineError, pointer_token
 from engine.frontends.inputs import input_pointer
-from engine.frontends.limits import DEFAULT_LIMITS, Limits
 from engine.frontends.syntax import INT64_RANGE
 from engine.ir import Builder, Function, ShapedArray, Var, building
+from engine.limits import DEFAULT_LIMITS, Limits
 
 _GRAPH_FIELDS = ("inputs", "nodes", "output")
 _NODE_FIELDS = ("id", "op", "args", "params")

@@ -12,25 +12,13 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.errors import LIMIT, TOO_LARGE, EngineError
+from engine.limits import Limits
 
 if TYPE_CHECKING:
     from engine.frontends.source import Source
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_source_chars: int = 20_000
-    max_depth: int = 64  # nesting depth of expressions (parens, unary ops, calls, binary chains)
-    max_nodes: int = 20_000  # graph nodes, and equations recorded in any IR
-    max_steps: int = 100_000  # program statements executed (while/for iterations count)
-    max_elements: int = 10_000_000  # elements of one array computed while a program runs
-
-
-DEFAULT_LIMITS = Limits()
 
 
 # Past this depth Python's own parser may fail (measured on CPython 3.11: 200 nested

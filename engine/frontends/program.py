@@ -30,10 +30,10 @@ from engine.errors import (
 )
 from engine.frontends.expression import Evaluator, describe, unknown_name
 from engine.frontends.inputs import as_array, aval_of, input_pointer
-from engine.frontends.limits import DEFAULT_LIMITS, Limits
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, Checker, refused, reserved
 from engine.ir import Builder, Equation, Function, Literal, Var, building
+from engine.limits import DEFAULT_LIMITS, Limits
 
 _LOOPS = (ast.While, ast.For)
 
@@ -251,11 +251,11 @@ class _Runner(Evaluator):
 
     def _compute(self, equation: Equation) -> None:
         size = equation.output.aval.size
-        if size > self.limits.max_elements:
+        if size > self.limits.max_intermediate_elements:
             raise EngineError(
                 TOO_LARGE,
-                f"{equation.primitive.name} would make an array of {size} elements; the "
-                f"limit is {self.limits.max_elements}",
+                f"{equation.primitive.name} would make an array of {size:,} elements; the "
+                f"limit is {self.limits.max_intermediate_elements:,}",
                 equation.location,
             )
         xp = backend.host()

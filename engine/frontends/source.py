@@ -13,7 +13,8 @@ import re
 import warnings
 
 from engine.errors import BAD_INPUT, LIMIT, SYNTAX, EngineError
-from engine.frontends.limits import Limits, check_length, check_lexical_depth, check_tree_depth
+from engine.frontends.limits import check_length, check_lexical_depth, check_tree_depth
+from engine.limits import Limits
 
 # Python's tokenizer ends a line at \r\n, \r or \n.
 _LINE_BREAK = r"\r\n|\r|\n"

@@ -129,7 +129,7 @@ async def test_an_unexpected_failure_is_500_without_a_traceback(asgi_client, mon
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(asgi_client.app.state.service, "prepare", broken)
+    monkeypatch.setattr(asgi_client.app.state.dispatcher, "prepare", broken)
     transport = httpx.ASGITransport(app=asgi_client.app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gradserve.test") as client:
         response = await client.post("/v1/evaluate", json=expression("x"))

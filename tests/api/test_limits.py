@@ -24,7 +24,7 @@ def no_worker(asgi_client, monkeypatch):
     async def refuse(task):
         raise AssertionError("a worker was asked to compute an oversized request")
 
-    monkeypatch.setattr(asgi_client.app.state.service.pool, "submit", refuse)
+    monkeypatch.setattr(asgi_client.app.state.dispatcher.pool, "submit", refuse)
 
 
 async def test_a_jacobian_of_27_trillion_elements_is_refused_at_once(asgi_client, no_worker):

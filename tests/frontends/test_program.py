@@ -296,7 +296,9 @@ def test_operations_and_array_sizes_are_limited():
     assert error.value.kind == LIMIT and error.value.location == "line 3, column 15"
     assert "20000 operations" in error.value.message
     with pytest.raises(EngineError) as error:
-        build({"program": "def f(x):\n    return outer(x, x)\n"}, {"x": np.ones(10)}, Limits(max_elements=99))
+        build(
+            {"program": "def f(x):\n    return outer(x, x)\n"}, {"x": np.ones(10)}, Limits(max_intermediate_elements=99)
+        )
     assert (error.value.kind, error.value.location) == (TOO_LARGE, "line 2, column 12")
 
 

@@ -162,8 +162,13 @@ class ValidateRequest(FunctionRequest):
 # ---- responses: written by app.dispatch (orjson); these models document them ----
 
 
-class Meta(BaseModel):
+class ResponseModel(BaseModel):
+    """What a response holds, exactly: the document says no other property is sent."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class Meta(ResponseModel):
     device: str = Field(description='"cpu" or "gpu"')
     backend: str = Field(description="the array library the worker ran on")
     nodes: int | None = Field(None, description="operations of the function (as built)")
@@ -173,8 +178,7 @@ class Meta(BaseModel):
     )
 
 
-class ComputeResponse(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ComputeResponse(ResponseModel):
     value: ArrayOut
     meta: Meta | None = None
 
@@ -197,12 +201,12 @@ def _response_model(op: operations.Operation) -> type[ComputeResponse]:
 RESPONSES: dict[str, type[ComputeResponse]] = {name: _response_model(op) for name, op in operations.OPERATIONS.items()}
 
 
-class OutputSpec(BaseModel):
+class OutputSpec(ResponseModel):
     shape: list[int]
     dtype: str
 
 
-class CostEstimate(BaseModel):
+class CostEstimate(ResponseModel):
     results: dict[str, list[int]] = Field(description="shape of each derivative array the response would carry")
     result_elements: int = Field(description="elements of every array of the response, the value included")
     largest_intermediate: int = Field(description="elements of the largest array computed on the way")
@@ -211,7 +215,7 @@ class CostEstimate(BaseModel):
     mode: str | None = None
 
 
-class ValidateResponse(BaseModel):
+class ValidateResponse(ResponseModel):
     valid: bool = Field(description="the function parses, its shapes fit, and the operation applies")
     output: OutputSpec | None = Field(description="null for a program: its shapes are known only when it runs")
     cost: CostEstimate | None = None
@@ -220,7 +224,7 @@ class ValidateResponse(BaseModel):
     parameters: list[str] | None = Field(None, description="a program's parameters")
 
 
-class OpEntry(BaseModel):
+class OpEntry(ResponseModel):
     name: str
     arity: int = Field(description="positional arguments (a list argument counts as one)")
     parameters: list[str] = Field(description="keyword arguments, such as axis")
@@ -228,20 +232,20 @@ class OpEntry(BaseModel):
     doc: str
 
 
-class OpsResponse(BaseModel):
+class OpsResponse(ResponseModel):
     ops: list[OpEntry]
 
 
-class Health(BaseModel):
+class Health(ResponseModel):
     status: str
 
 
-class ProblemError(BaseModel):
+class ProblemError(ResponseModel):
     location: str
     detail: str
 
 
-class Problem(BaseModel):
+class Problem(ResponseModel):
     """RFC 9457 problem details (media type application/problem+json)."""
 
     type: str = Field(description="a stable URI per kind of error", examples=["https://gradserve.dev/problems/syntax"])

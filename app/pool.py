@@ -60,7 +60,12 @@ class LocalPool:
             max_workers=settings.workers,
             max_tasks=settings.max_tasks_per_child,
             initializer=worker.initialize,
-            initargs=(settings.backend, settings.worker_threads, settings.worker_memory_bytes),
+            initargs=(
+                settings.backend,
+                settings.worker_threads,
+                settings.worker_memory_bytes,
+                settings.worker_cache_bytes,
+            ),
             context=multiprocessing.get_context("spawn"),
         )
         self._pool = ProcessPool(**self._options)

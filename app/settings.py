@@ -30,12 +30,18 @@ class Settings(BaseSettings):
     worker_memory_bytes: int = Field(
         8 << 30, ge=0, description="address-space limit of a numpy worker, so a runaway allocation fails (0: none)"
     )
+    worker_cache_bytes: int = Field(
+        256 << 20, ge=0, description="bytes of transformed functions and compiled plans each worker keeps for reuse"
+    )
 
     # Sizes, checked before anything is allocated where shapes allow (413 past them).
     max_body_bytes: int = Field(32 << 20, ge=1, description="request body size")
     max_array_elements: int = Field(4_000_000, ge=1, description="elements of any one array in a request")
     max_result_elements: int = Field(10_000_000, ge=1, description="elements of all the arrays of a response")
     max_intermediate_elements: int = Field(50_000_000, ge=1, description="elements of the largest array computed")
+    max_live_elements: int = Field(
+        200_000_000, ge=1, description="elements of all the arrays a running program holds at once"
+    )
     max_total_elements: int = Field(
         4_000_000_000, ge=1, description="elements of all arrays computed, by a static bound (a work bound)"
     )

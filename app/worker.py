@@ -12,6 +12,7 @@ import resource
 import threadpoolctl
 
 from engine import backend
+from engine.cache import TRANSFORMS
 from engine.errors import TOO_LARGE, EngineError
 from engine.operations import Answer, ProgramTask, Task
 
@@ -19,12 +20,14 @@ from engine.operations import Answer, ProgramTask, Task
 _backend_name = "numpy"
 
 
-def initialize(backend_name: str, threads: int, memory_bytes: int) -> None:
-    """Runs once in each new worker: load the backend, size BLAS's thread pool, and cap the
-    address space so that a runaway allocation raises MemoryError here instead of bringing the
-    machine down (not on a GPU, whose driver maps far more address space than it uses)."""
+def initialize(backend_name: str, threads: int, memory_bytes: int, cache_bytes: int) -> None:
+    """Runs once in each new worker: load the backend, size BLAS's thread pool and the cache
+    of transformed functions, and cap the address space so that a runaway allocation raises
+    MemoryError here instead of bringing the machine down (not on a GPU, whose driver maps far
+    more address space than it uses)."""
     global _backend_name
     threadpoolctl.threadpool_limits(limits=threads)
+    TRANSFORMS.max_bytes = cache_bytes
     if memory_bytes and backend_name == "numpy":
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))

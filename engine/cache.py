@@ -1,6 +1,8 @@
-"""A least-recently-used cache bounded by the weight of what it holds (equations), not by
-its number of entries: one transform of a large function can weigh as much as thousands
-of small ones, and a worker must not grow without bound."""
+"""A least-recently-used cache bounded by the bytes of what it holds, not by its number of
+entries: one transform of a large function can weigh as much as thousands of small ones,
+and a worker must not grow without bound. Each entry's bytes are an estimate its kind
+gives (`Function.approximate_bytes`, `Plan.approximate_bytes`), which a test holds above
+what tracemalloc measures."""
 
 from __future__ import annotations
 
@@ -10,18 +12,18 @@ from functools import wraps
 from threading import Lock
 from typing import Any
 
-MAX_CACHED_EQUATIONS = 2_000_000
+MAX_CACHED_BYTES = 256 << 20
 
 
 class WeightedCache:
-    def __init__(self, max_weight: int = MAX_CACHED_EQUATIONS):
-        self.max_weight = max_weight
-        self.weight = 0
+    def __init__(self, max_bytes: int = MAX_CACHED_BYTES):
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._entries: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
         self._lock = Lock()
 
     def memoize(self, weigh: Callable[[Any], int]) -> Callable[[Callable], Callable]:
-        """Decorate a builder whose arguments are hashable; `weigh(result)` is its cost to keep."""
+        """Decorate a builder whose arguments are hashable; `weigh(result)` is its size in bytes."""
 
         def decorate(build: Callable) -> Callable:
             @wraps(build)
@@ -40,22 +42,22 @@ class WeightedCache:
 
         return decorate
 
-    def _store(self, key: tuple, result: Any, weight: int) -> None:
-        if weight > self.max_weight:
+    def _store(self, key: tuple, result: Any, size: int) -> None:
+        if size > self.max_bytes:
             return
         with self._lock:
             if key in self._entries:
                 return
-            self._entries[key] = (result, weight)
-            self.weight += weight
-            while self.weight > self.max_weight:
+            self._entries[key] = (result, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
                 _, (_, dropped) = self._entries.popitem(last=False)
-                self.weight -= dropped
+                self.bytes -= dropped
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self.weight = 0
+            self.bytes = 0
 
 
 TRANSFORMS = WeightedCache()

@@ -24,7 +24,7 @@ from engine.transforms import (
 )
 
 # Transformed functions are built once per (function, operation, wrt) in each process.
-_cached = TRANSFORMS.memoize(lambda fn: len(fn.equations))
+_cached = TRANSFORMS.memoize(lambda fn: fn.approximate_bytes)
 
 
 def _finish(builder, inputs, names, outputs) -> Function:

@@ -212,6 +212,14 @@ class Function:
     def output(self) -> Atom:
         return self.outputs[0]
 
+    # Measured about 290 bytes an equation (the equation, its output Var and params) for
+    # transformed functions, whose equations are made fresh.
+    BYTES_PER_EQUATION = 450
+
+    @property
+    def approximate_bytes(self) -> int:
+        return self.BYTES_PER_EQUATION * (len(self.equations) + len(self.inputs) + 1)
+
     @property
     def input_avals(self) -> dict[str, ShapedArray]:
         return {name: var.aval for name, var in zip(self.input_names, self.inputs)}

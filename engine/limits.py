@@ -21,6 +21,7 @@ class Limits:
     max_array_elements: int = 4_000_000  # elements of any one array a request sends
     max_result_elements: int = 10_000_000  # elements of all the arrays of a result
     max_intermediate_elements: int = 50_000_000  # elements of the largest array computed
+    max_live_elements: int = 200_000_000  # elements of all the arrays a running program holds at once
     max_total_elements: int = 4_000_000_000  # elements of all arrays computed, by a static bound (the work)
 
 

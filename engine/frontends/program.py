@@ -10,6 +10,7 @@ statements, variables and the step budget.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,7 @@ def from_program(source: str, inputs: Mapping[str, Any], limits: Limits = DEFAUL
             array = as_array(name, inputs[name])
             runner.variables[name] = var = Var(aval_of(array))
             runner.values[var] = array
+            runner.live_elements += array.size
             arguments.append(var)
         output = runner.run(definition)
         return runner.builder.function(arguments, parameters, [output])
@@ -234,7 +236,9 @@ class _Runner(Evaluator):
         self.limits = limits
         self.assigned = assigned
         self.variables: dict[str, Any] = {}
-        self.values: dict[Var, Any] = {}  # the concrete value of every Var recorded so far
+        # The concrete value of every Var recorded and still reachable, and their elements.
+        self.values: dict[Var, Any] = {}
+        self.live_elements = 0
         self.steps = 0
         self._statements = {
             ast.Assign: self._assign,
@@ -269,6 +273,28 @@ class _Runner(Evaluator):
             except (ArithmeticError, ValueError, RuntimeError) as error:
                 raise EngineError(NUMERIC, f"{equation.primitive.name} failed: {error}", equation.location) from None
         self.values[equation.output] = value
+        self.live_elements += size
+        if self.live_elements > self.limits.max_live_elements:
+            raise EngineError(
+                TOO_LARGE,
+                f"the program holds {self.live_elements:,} array elements at once here; the limit is "
+                f"{self.limits.max_live_elements:,} (keep fewer large arrays alive)",
+                equation.location,
+            )
+
+    def _forget_unreachable(self) -> None:
+        """Drop the values no name can reach any more. Called between statements, where no
+        expression is half evaluated, so a value is needed only if a variable holds it."""
+        reachable: dict[Var, Any] = {}
+        pending = list(self.variables.values())
+        while pending:
+            held = pending.pop()
+            if isinstance(held, Var) and held in self.values:
+                reachable[held] = self.values[held]
+            elif isinstance(held, (list, tuple)):
+                pending.extend(held)
+        self.values = reachable
+        self.live_elements = sum(math.prod(np.shape(value)) for value in reachable.values())
 
     # ---- names and values ----
 
@@ -325,6 +351,8 @@ class _Runner(Evaluator):
         return None
 
     def _step(self, node: ast.AST) -> None:
+        if self.live_elements > self.limits.max_live_elements // 2:
+            self._forget_unreachable()
         self.steps += 1
         if self.steps > self.limits.max_steps:
             raise EngineError(

@@ -371,3 +371,19 @@ def test_a_program_unrolled_differently_still_gives_the_same_numbers(gradients):
     expected_value, expected = gradients(written_out, x=x)
     np.testing.assert_allclose(value, expected_value)
     np.testing.assert_allclose(grad["x"], expected["x"])
+
+
+def test_a_loop_that_rebinds_a_large_array_keeps_only_what_names_reach():
+    """Each iteration's old `y` is unreachable: the run must not hold all 30 of them."""
+    source = "def f(big):\n    for i in range(30):\n        y = big + i\n    return sum(y)\n"
+    big = np.ones(300)
+    fn = build({"program": source}, {"big": big}, Limits(max_live_elements=1_000))
+    np.testing.assert_allclose(api.evaluate(fn, {"big": big}), 300 * 30)
+
+
+def test_a_program_holding_too_many_elements_at_once_is_too_large():
+    source = "def f(big):\n    a = big + 1\n    b = big + 2\n    c = big + 3\n    return sum(a + b + c)\n"
+    with pytest.raises(EngineError) as error:
+        build({"program": source}, {"big": np.ones(300)}, Limits(max_live_elements=1_000))
+    assert (error.value.kind, error.value.location) == (TOO_LARGE, "line 4, column 13")
+    assert "1,200 array elements" in error.value.message

@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi.responses import Response
 
 from app import arrays
+from app.admission import LONG, SHORT, Gate
 from app.pool import Pool
-from app.schemas import FunctionRequest, ValidateRequest
+from app.schemas import FunctionRequest, FunctionSpec, ValidateRequest
 from app.settings import Settings
 from engine import operations
 from engine.frontends.inputs import aval_of
 from engine.ir import ShapedArray
 from engine.operations import Options
+
+T = TypeVar("T")
+
+
+# A function this large takes long to parse and build (seconds for 20,000 graph nodes).
+LARGE_GRAPH_NODES = 1_000
+LARGE_SOURCE_CHARS = 5_000
 
 
 class Dispatcher:
@@ -31,12 +40,23 @@ class Dispatcher:
         self.pool = pool
         self.limits = settings.limits()
         self.device = "gpu" if settings.backend == "cupy" else "cpu"
+        # Preparing is CPU work in this process: bounded like the pool's, and large functions
+        # one at a time, so that a flood of them cannot hold up small requests (or validate).
+        waiting = settings.workers + settings.queue_size
+        self._preparing = {
+            SHORT: Gate("prepared", settings.prepare_threads, waiting),
+            LONG: Gate("prepared (large functions, one at a time)", 1, waiting),
+        }
+
+    async def _prepared(self, function: FunctionSpec, work: Callable[[], T]) -> T:
+        """`work` (parsing, building, checking) off the event loop, so that other requests and
+        health checks are answered meanwhile, through the gate for the function's size."""
+        async with self._preparing[_preparation_lane(function)].enter():
+            return await asyncio.to_thread(work)
 
     async def compute(self, operation: str, request: FunctionRequest) -> Response:
         started = time.perf_counter()
-        # Building a large function and checking its sizes takes milliseconds to seconds of
-        # CPU: off the event loop, so that other requests (and health checks) are answered.
-        task = await asyncio.to_thread(self.prepare, operation, request)
+        task = await self._prepared(request.function, lambda: self.prepare(operation, request))
         prepared = time.perf_counter()
         answer = await self.pool.submit(task)
         computed = time.perf_counter()
@@ -64,11 +84,13 @@ class Dispatcher:
             self.limits,
         )
 
-    def validate(self, request: ValidateRequest) -> dict[str, Any]:
+    async def validate(self, request: ValidateRequest) -> dict[str, Any]:
         """Shapes and cost without computing. Sizes over the limits are reported, not refused."""
         avals = {name: _aval(value, request.dtype) for name, value in request.inputs.items()}
-        described = operations.describe(
-            request.function.definition(), avals, request.operation, _options(request), self.limits
+        definition, options = request.function.definition(), _options(request)
+        described = await self._prepared(
+            request.function,
+            lambda: operations.describe(definition, avals, request.operation, options, self.limits),
         )
         summary = None if described.cost is None else asdict(described.cost)
         return {
@@ -89,6 +111,13 @@ def _options(request: FunctionRequest, dtype: str | None = None) -> Options:
         mode=getattr(request, "mode", "auto"),
         dtype=dtype,
     )
+
+
+def _preparation_lane(function: FunctionSpec) -> str:
+    if function.graph is not None:
+        return LONG if len(function.graph.nodes) > LARGE_GRAPH_NODES else SHORT
+    source = function.expression if function.expression is not None else function.program
+    return LONG if len(source) > LARGE_SOURCE_CHARS else SHORT
 
 
 def _aval(value: Any, dtype: str) -> ShapedArray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app.pool import Pool
 
@@ -20,15 +20,26 @@ OTHER_METHOD = "other"
 UNMATCHED_ENDPOINT = "unmatched"
 
 
-class _RestartCollector:
+class _PoolCollector:
+    """The pool's labelled figures, read when scraped: restarts by reason, and per admission
+    lane the requests admitted and the estimate of a task's seconds."""
+
     def __init__(self, pool: Pool):
         self.pool = pool
 
     def collect(self):
-        family = CounterMetricFamily("gradserve_worker_restarts", "Workers replaced, by reason", labels=["reason"])
-        for reason, count in sorted(self.pool.stats().restarts.items()):
-            family.add_metric([reason], count)
-        yield family
+        stats = self.pool.stats()
+        restarts = CounterMetricFamily("gradserve_worker_restarts", "Workers replaced, by reason", labels=["reason"])
+        for reason, count in sorted(stats.restarts.items()):
+            restarts.add_metric([reason], count)
+        admitted = GaugeMetricFamily("gradserve_lane_admitted", "Requests admitted, by lane", labels=["lane"])
+        estimate = GaugeMetricFamily(
+            "gradserve_lane_estimate_seconds", "Moving estimate of a task's seconds, by lane", labels=["lane"]
+        )
+        for lane, (count, seconds) in sorted(stats.lanes.items()):
+            admitted.add_metric([lane], count)
+            estimate.add_metric([lane], seconds)
+        yield from (restarts, admitted, estimate)
 
 
 class Metrics:
@@ -47,7 +58,7 @@ class Metrics:
         busy.set_function(lambda: pool.stats().busy)
         workers = Gauge("gradserve_workers", "Worker processes in the pool", registry=self.registry)
         workers.set_function(lambda: pool.stats().workers)
-        self.registry.register(_RestartCollector(pool))
+        self.registry.register(_PoolCollector(pool))
 
     def observe(self, route: Any, method: str, status: int, seconds: float) -> None:
         """`route` is the matched route (None when nothing matched): its path template is the label."""

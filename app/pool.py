@@ -1,7 +1,7 @@
 """The worker pool: a small interface, and its local implementation on pebble processes.
 
-Admission is bounded (one running task per worker plus `queue_size` waiting); past it,
-`submit` refuses at once (503 with Retry-After) rather than queueing without end. Every task
+Admission (`app.admission`) is by expected time, in a lane for short and one for long work;
+past it `submit` refuses at once (503 with Retry-After) rather than queueing without end. Every task
 has a deadline counted from admission: a task still queued then is dropped, a running one has
 its worker killed and replaced (504). A worker that dies (segfault, os._exit, the OOM killer)
 fails only the task it was running (500); queued tasks go to its replacement. Workers are
@@ -22,7 +22,8 @@ from typing import Protocol
 from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
 from app import worker
-from app.errors import DeadlineExceededError, OverloadedError, WorkerCrashedError
+from app.admission import LONG, SHORT, Admission
+from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
 from app.settings import Settings
 from engine.operations import Answer, ProgramTask, Task
 
@@ -36,6 +37,7 @@ class PoolStats:
     busy: int  # tasks a worker is running
     queued: int  # tasks admitted, waiting for a worker
     restarts: dict[str, int] = field(default_factory=dict)  # workers replaced, by reason
+    lanes: dict[str, tuple[int, float]] = field(default_factory=dict)  # lane -> (admitted, estimated seconds)
 
 
 class Pool(Protocol):
@@ -55,47 +57,56 @@ class LocalPool:
         self.workers = settings.workers
         self.capacity = settings.workers + settings.queue_size
         self.deadline = settings.deadline_seconds
-        self.retry_after = settings.retry_after_seconds
+        self.long_work_operations = settings.long_work_operations
+        self.long_work_elements = settings.long_work_elements
         self._options = dict(
             max_workers=settings.workers,
             max_tasks=settings.max_tasks_per_child,
             initializer=worker.initialize,
-            initargs=(
-                settings.backend,
-                settings.worker_threads,
-                settings.worker_memory_bytes,
-                settings.worker_cache_bytes,
-            ),
+            initargs=(settings.backend, settings.worker_threads, settings.worker_memory_bytes,
+                      settings.worker_cache_bytes),
             context=multiprocessing.get_context("spawn"),
-        )
+        )  # fmt: skip
         self._pool = ProcessPool(**self._options)
+        self._admission: Admission | None = None  # made in start(): its semaphore belongs to the running loop
         self._admitted: set[ProcessFuture] = set()
         self._ready = False
         self.restarts: Counter[str] = Counter(deadline=0, crash=0, pool=0)
 
     async def start(self) -> None:
         """Wait until the workers have started (spawning one imports numpy and the engine)."""
+        self._admission = Admission(self.workers, self.deadline, self.capacity)
         pings = [asyncio.wrap_future(self._pool.schedule(worker.ping)) for _ in range(self.workers)]
         await asyncio.gather(*pings)
         self._ready = True
 
+    def lane_of(self, task: Task | ProgramTask) -> str:
+        """Long work: a program (only its step budget and the deadline bound its time), or a
+        function whose static cost is large."""
+        if isinstance(task, ProgramTask) or task.estimate is None:
+            return LONG
+        large = task.estimate.operations > self.long_work_operations
+        return LONG if large or task.estimate.total_intermediate > self.long_work_elements else SHORT
+
     async def submit(self, task: Task | ProgramTask) -> Answer:
-        if len(self._admitted) >= self.capacity:
-            raise OverloadedError(
-                f"all {self.workers} workers are busy and {self.capacity - self.workers} requests are waiting; "
-                f"retry in {self.retry_after} s",
-                retry_after=self.retry_after,
-            )
-        deadline = asyncio.get_running_loop().time() + self.deadline
-        try:
-            return await self._run(task, deadline)
-        except BrokenProcessPool:
-            # pebble breaks the whole pool when a worker dies while no task is running, and fails the
-            # tasks only queued then: this one never ran, so it runs again, on a fresh pool.
+        if self._admission is None:
+            raise NotReadyError("the worker pool is starting", retry_after=1)
+        async with self._admission.admit(self.lane_of(task)) as lane:
+            deadline = asyncio.get_running_loop().time() + self.deadline
             try:
-                return await self._run(task, deadline)
+                answer = await self._run(task, deadline)
             except BrokenProcessPool:
-                raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
+                # pebble breaks the whole pool when a worker dies while no task is running, and fails
+                # the tasks only queued then: this one never ran, so it runs again, on a fresh pool.
+                try:
+                    answer = await self._run(task, deadline)
+                except BrokenProcessPool:
+                    raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
+            except DeadlineExceededError:
+                lane.observe(self.deadline)
+                raise
+            lane.observe(answer.seconds)
+            return answer
 
     async def _run(self, task: Task | ProgramTask, deadline: float) -> Answer:
         # pebble's own timeout (counted from when a worker starts the task) backs up the deadline.
@@ -146,7 +157,10 @@ class LocalPool:
     def stats(self) -> PoolStats:
         admitted = list(self._admitted)
         busy = sum(1 for f in admitted if f.running())
-        return PoolStats(self.workers, self.capacity, busy, len(admitted) - busy, dict(self.restarts))
+        lanes = {} if self._admission is None else {
+            name: (lane.admitted, lane.estimate_seconds) for name, lane in self._admission.lanes.items()
+        }  # fmt: skip
+        return PoolStats(self.workers, self.capacity, busy, len(admitted) - busy, dict(self.restarts), lanes)
 
     def close(self) -> None:
         self._ready = False

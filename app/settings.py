@@ -16,10 +16,26 @@ class Settings(BaseSettings):
 
     # The worker pool.
     workers: int = Field(2, ge=1, description="worker processes computing requests")
-    queue_size: int = Field(8, ge=0, description="requests admitted beyond one per worker; past that: 503")
+    queue_size: int = Field(
+        256,
+        ge=0,
+        description="requests admitted beyond one per worker, a bound on memory (admission itself is by "
+        "expected time: a request is admitted while the work ahead of it and its own fit the deadline)",
+    )
     deadline_seconds: float = Field(10.0, gt=0, description="time a request may take from admission to its result")
     max_tasks_per_child: int = Field(0, ge=0, description="recycle a worker after this many tasks (0: never)")
-    retry_after_seconds: int = Field(1, ge=0, description="the Retry-After of a 503 when the pool is full")
+    prepare_threads: int = Field(
+        2, ge=1, description="requests parsed, built and checked at once in the API process (large functions: one)"
+    )
+    long_work_operations: int = Field(
+        2_000,
+        ge=0,
+        description="operations of a function past which its request is long work (long work may "
+        "hold all workers but one; programs are always long work)",
+    )
+    long_work_elements: int = Field(
+        1_000_000_000, ge=0, description="array elements computed (the static bound) past which a request is long work"
+    )
     backend: Literal["numpy", "cupy"] = Field("numpy", description="array namespace of the workers (cupy: a GPU)")
     worker_threads: int = Field(
         1,

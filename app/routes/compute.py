@@ -66,7 +66,7 @@ for _operation in OPERATIONS.values():
     responses=COMPUTE_RESPONSES,
     operation_id="validate",
 )
-def validate(
+async def validate(
     body: Annotated[schemas.ValidateRequest, Body(openapi_examples=EXAMPLES["validate"])], dispatcher: DispatcherDep
 ) -> dict[str, Any]:
-    return dispatcher.validate(body)
+    return await dispatcher.validate(body)

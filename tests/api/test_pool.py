@@ -79,15 +79,14 @@ async def test_a_computation_past_the_deadline_is_stopped_and_answered_504():
 
 
 async def test_a_full_pool_answers_503_with_retry_after():
-    async with serve_in_process(workers=1, queue_size=0, deadline_seconds=2, max_steps=ENDLESS_STEPS,
-                                retry_after_seconds=3) as client:  # fmt: skip
+    async with serve_in_process(workers=1, queue_size=0, deadline_seconds=2, max_steps=ENDLESS_STEPS) as client:
         pool = client.app.state.pool
         running = asyncio.create_task(client.post("/v1/evaluate", json=FOREVER))
         await until(lambda: pool.stats().busy == 1)
 
         response = await client.post("/v1/grad", json=TWO_DOT)
         assert_problem(response, 503, "overloaded")
-        assert response.headers["retry-after"] == "3"
+        assert int(response.headers["retry-after"]) >= 1
         metrics = (await client.get("/metrics")).text
         assert "gradserve_busy_workers 1.0" in metrics
 

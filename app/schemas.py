@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model, field_validator, model_validator
 from typing_extensions import TypeAliasType
 
 from app import arrays
@@ -25,6 +25,9 @@ NestedNumbers = TypeAliasType(
     ],
 )
 Dtype = Literal["float64", "float32", "int64", "int32", "bool"]
+Shape = Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=arrays.MAX_NDIM)]
+# Padded standard base64, as the service decodes it (that the bytes fill the shape, no schema can say).
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 class StrictModel(BaseModel):
@@ -38,15 +41,15 @@ class EncodedArray(StrictModel):
         json_schema_extra={"examples": [{"dtype": "float64", "shape": [2], "data": "AAAAAAAA8D8AAAAAAAAAQA=="}]}
     )
     dtype: Dtype
-    shape: list[Annotated[int, Field(ge=0)]]
-    data: str = Field(description="base64 of the little-endian, C-order bytes")
+    shape: Shape
+    data: str = Field(pattern=BASE64, description="base64 of the little-endian, C-order bytes")
 
 
 class ArrayShape(StrictModel):
     """An array described, not sent: its dtype and shape (for /v1/validate)."""
 
     dtype: Dtype
-    shape: list[Annotated[int, Field(ge=0)]]
+    shape: Shape
 
 
 def _decode(value: Any) -> Any:
@@ -80,15 +83,33 @@ class Graph(StrictModel):
     output: str
 
 
+def _without_null(schema: dict[str, Any]) -> None:
+    """None stands for a key left out, and a key sent as null is refused: the schema leaves null out."""
+    (given,) = [branch for branch in schema.pop("anyOf") if branch != {"type": "null"}]
+    schema.update(given)
+
+
 class FunctionSpec(StrictModel):
     """Exactly one of `expression`, `graph` or `program`."""
 
+    # One property of the three (no others are allowed): the JSON schema's way of saying "exactly one".
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
-    expression: str | None = Field(None, description="Python expression syntax over the inputs' names")
-    graph: Graph | None = Field(None, description="the computational graph itself")
-    program: str | None = Field(
-        None, description="the source of one function `def f(a, b): ...`, run on the inputs (define-by-run)"
+    expression: str | None = Field(
+        None, description="Python expression syntax over the inputs' names", json_schema_extra=_without_null
     )
+    graph: Graph | None = Field(None, description="the computational graph itself", json_schema_extra=_without_null)
+    program: str | None = Field(
+        None,
+        description="the source of one function `def f(a, b): ...`, run on the inputs (define-by-run)",
+        json_schema_extra=_without_null,
+    )
+
+    @field_validator("expression", "graph", "program")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null: send the one function key you mean, and leave the others out")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> FunctionSpec:
@@ -106,8 +127,11 @@ class FunctionSpec(StrictModel):
 
 # ---- requests: one model per operation of the engine's registry ----
 
+# ASCII only, so that every JSON Schema regex dialect reads the pattern alike.
+InputName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an input's name, an identifier")]
 Wrt = Annotated[
-    list[str] | None, Field(description="inputs to differentiate with respect to (default: every floating input)")
+    list[InputName] | None,
+    Field(description="inputs to differentiate with respect to (default: every floating input)"),
 ]
 
 

@@ -19,13 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -35,7 +30,7 @@ import uvicorn
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import Response
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.server import start
 
 
 def bare_app() -> FastAPI:
@@ -52,30 +47,6 @@ def bare_app() -> FastAPI:
         return Response(orjson.dumps(answer), media_type="application/json")
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start(arguments: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, *arguments, "--port", str(port)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/readyz" if "app.cli" in arguments else f"{url}/docs", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{arguments} did not start")
 
 
 def grad_body(n: int, encoding: str) -> bytes:
@@ -130,9 +101,9 @@ def check_gradient(url: str, n: int, encoding: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    gradserve, gradserve_url = _start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--log-level",
+    gradserve, gradserve_url = start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--log-level",
                                        "warning"], {"GRADSERVE_QUEUE_SIZE": str(4 * args.concurrency)})  # fmt: skip
-    bare, bare_url = _start(["-m", "bench.http", "--bare-server"])
+    bare, bare_url = start(["-m", "bench.http", "--bare-server"])
     try:
         cases = [(4, "json", args.requests_small), (100_000, "json", args.requests_large),
                  (100_000, "base64", args.requests_large)]  # fmt: skip

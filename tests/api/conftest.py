@@ -141,20 +141,3 @@ def assert_problem(response: httpx.Response, status: int, kind: str, location: s
     if location is not None:
         assert body.get("location") == location, body
     return body
-
-
-def spawned_children(parent: int) -> set[int]:
-    """Pids of the pool workers that `parent` spawned (multiprocessing's spawn_main processes)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and b"spawn_main" in cmdline:
-            found.add(int(entry.name))
-    return found

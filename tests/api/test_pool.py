@@ -10,7 +10,8 @@ import signal
 import numpy as np
 import pytest
 
-from tests.api.conftest import array, assert_problem, serve_in_process, spawned_children
+from bench.server import spawned_children
+from tests.api.conftest import array, assert_problem, serve_in_process
 
 pytestmark = pytest.mark.anyio
 

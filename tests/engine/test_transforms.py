@@ -14,13 +14,13 @@ from engine.interpreter import plan
 from engine.ir import ShapedArray, trace
 from engine.operations import Options
 from engine.transforms import vmap
-from tests.engine.cases import CASES
+from tests.engine.cases import CASES, RULE_CASES
 from tests.engine.helpers import build, named
 
 BATCH = 3
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", CASES + RULE_CASES, ids=[c.id for c in CASES + RULE_CASES])
 def test_vmap_equals_a_loop_for_every_batching_pattern(case, backend_name):
     fn = build(case.engine, case.shapes)
     samples = [case.inputs(seed) for seed in range(BATCH)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine.errors import SHAPE, EngineError
 from engine.ir import ShapedArray
+from engine.primitives import elementwise as ew
 from engine.primitives import reductions as red
 from engine.primitives import shape as shp
 from engine.primitives.common import broadcast_shapes, lift_batch_axis, logical_ndim, primitive, promote, same_dtype
@@ -261,12 +262,20 @@ def _logdet_impl(xp, a):
     return xp.where(sign > 0, logabsdet, singular_or_negative)
 
 
+def _unless_negative(a, x):
+    """x, or 0 where det(a) < 0: torch.logdet is where(sign == -1, nan, logabsdet), so its
+    derivatives are zero where its value is nan."""
+    return ew.where(det(a) < 0, 0.0, x)
+
+
+# A^-T rather than the cofactors over det: det overflows for large matrices whose logdet
+# is fine. At a singular matrix logdet is -inf and has no derivative: inv fails there.
 logdet = primitive(
     "logdet",
     impl=_logdet_impl,
     shape=lambda a: _square_shape(a, drop=2),
-    jvp=[lambda t, out, a: _trace_of_product(_inverse_transposed(a), t)],
-    vjp=[lambda g, out, a: _per_matrix(g) * _inverse_transposed(a)],
+    jvp=[lambda t, out, a: _unless_negative(a, _trace_of_product(_inverse_transposed(a), t))],
+    vjp=[lambda g, out, a: _per_matrix(_unless_negative(a, g)) * _inverse_transposed(a)],
     prepare=_prepare_floating,
 )
 logdet.batch = _stacked_batch(logdet)

@@ -1,5 +1,5 @@
-"""det where the matrix is singular: its derivatives are the adjugate and its derivatives,
-polynomials defined everywhere."""
+"""det and logdet where the matrix is singular: det's derivatives are the adjugate and its
+derivatives, polynomials defined everywhere; logdet answers what torch.logdet answers."""
 
 from __future__ import annotations
 
@@ -137,3 +137,29 @@ def test_det_gradient_at_a_singular_float32_matrix_stays_float32():
     gradient = api.grad(fn, {"A": a})["A"]
     assert gradient.dtype == np.float32
     np.testing.assert_allclose(gradient, [[4.0, -2.0], [-2.0, 1.0]], rtol=1e-5, atol=1e-5)
+
+
+# ---- logdet: what torch.logdet answers ----
+
+
+def test_logdet_of_a_negative_determinant_is_nan_with_zero_derivatives_as_in_torch():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    fn = _function(ops.logdet, a.shape)
+    value, gradients = api.value_and_grad(fn, {"A": a})
+    tensor = torch.tensor(a, requires_grad=True)
+    expected_value = torch.logdet(tensor)
+    (expected_gradient,) = torch.autograd.grad(expected_value, tensor)
+    assert np.isnan(value) and torch.isnan(expected_value)
+    np.testing.assert_array_equal(gradients["A"], expected_gradient.numpy())
+    _, hessian = api.hessian(fn, {"A": a})
+    np.testing.assert_array_equal(hessian["A"]["A"], torch.autograd.functional.hessian(torch.logdet, tensor).numpy())
+    _, pushed = api.jvp(fn, {"A": a}, {"A": np.ones((2, 2))})
+    assert pushed == 0.0
+
+
+def test_logdet_over_a_stack_differentiates_only_its_positive_members():
+    stack = np.array([[[2.0, 1.0], [1.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    gradient = api.grad(_function(lambda a: ops.sum(ops.logdet(a)), stack.shape), {"A": stack})["A"]
+    tensor = torch.tensor(stack, requires_grad=True)
+    (expected,) = torch.autograd.grad(torch.logdet(tensor).sum(), tensor)
+    np.testing.assert_allclose(gradient, expected.numpy(), rtol=1e-12)

@@ -269,7 +269,8 @@ def _unless_negative(a, x):
 
 
 # A^-T rather than the cofactors over det: det overflows for large matrices whose logdet
-# is fine. At a singular matrix logdet is -inf and has no derivative: inv fails there.
+# is fine. At a singular matrix logdet is -inf and has no derivative: inv fails there, and
+# the error names the user's logdet.
 logdet = primitive(
     "logdet",
     impl=_logdet_impl,

@@ -1,5 +1,6 @@
 """det and logdet where the matrix is singular: det's derivatives are the adjugate and its
-derivatives, polynomials defined everywhere; logdet answers what torch.logdet answers."""
+derivatives, polynomials defined everywhere; logdet answers what torch.logdet answers, and
+where that is no derivative at all, an error in the user's terms."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from engine import api, ops
+from engine.errors import NUMERIC, EngineError
 from engine.frontends.expression import from_expression
 from engine.ir import ShapedArray, trace
 from engine.transforms import vjp_call
@@ -163,3 +165,16 @@ def test_logdet_over_a_stack_differentiates_only_its_positive_members():
     tensor = torch.tensor(stack, requires_grad=True)
     (expected,) = torch.autograd.grad(torch.logdet(tensor).sum(), tensor)
     np.testing.assert_allclose(gradient, expected.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("operation", ["grad", "hessian"])
+def test_logdet_at_a_singular_matrix_is_minus_infinity_without_a_derivative_named_in_user_terms(operation):
+    a = np.array(SINGULAR["2x2 of rank 1"])
+    fn = from_expression("2 * logdet(A)", {"A": ShapedArray((2, 2), "float64")})
+    assert api.evaluate(fn, {"A": a}) == -np.inf == 2 * torch.logdet(torch.tensor(a)).item()
+    with pytest.raises(EngineError) as error:
+        getattr(api, operation)(fn, {"A": a})
+    assert error.value.kind == NUMERIC
+    assert error.value.location == "offset 4"
+    assert "derivative of logdet" in error.value.message and "singular" in error.value.message
+    assert "inv" not in error.value.message

@@ -184,6 +184,20 @@ def as_atom(value: Any) -> Atom:
     raise EngineError(BAD_PARAM, f"expected an array or a number, got {type(value).__name__}")
 
 
+def _holds_array(value: Any) -> bool:
+    return isinstance(value, (Var, Literal)) or isinstance(value, (list, tuple)) and any(map(_holds_array, value))
+
+
+def describe(value: Any) -> str:
+    """A value as a user would name it in a message: arrays by their shape, never by the
+    IR's Vars (a parameter that must be a constant can be handed an array)."""
+    if isinstance(value, (list, tuple)) and _holds_array(value):
+        return f"a {type(value).__name__} holding arrays"
+    if isinstance(value, (Var, Literal)):
+        return f"an array of shape {list(value.aval.shape)}" if value.aval.shape else "a scalar"
+    return "..." if value is Ellipsis else repr(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """The operation the user wrote that an equation computes, or helps compute the

@@ -28,12 +28,12 @@ from engine.errors import (
     UNKNOWN_OP,
     EngineError,
 )
-from engine.frontends.expression import Evaluator, describe, unknown_name
+from engine.frontends.expression import Evaluator, unknown_name
 from engine.frontends.inputs import as_array, aval_of, input_pointer
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, Checker, refused, reserved
 from engine.interpreter import numeric_failure
-from engine.ir import Builder, Equation, Function, Literal, Var, building
+from engine.ir import Builder, Equation, Function, Literal, Var, building, describe
 from engine.limits import DEFAULT_LIMITS, Limits
 
 _LOOPS = (ast.While, ast.For)

@@ -13,7 +13,18 @@ from typing import Any
 from engine import backend
 from engine.cache import TRANSFORMS
 from engine.errors import NUMERIC, EngineError
-from engine.ir import Function, Literal, Var
+from engine.ir import Equation, Function, Literal, Var
+
+# The array libraries' words for a failure, in the words of a user's request.
+_REASONS = {"Singular matrix": "the matrix is singular"}
+
+
+def numeric_failure(eqn: Equation, error: Exception) -> EngineError:
+    """An array library's error while running `eqn`, told as a failure of the operation the
+    user wrote there, or of its derivative: for `logdet(A)` at a singular A, "the derivative
+    of logdet failed", never the `inv` its derivative rule calls."""
+    reason = _REASONS.get(str(error), str(error))
+    return EngineError(NUMERIC, f"{eqn.origin} failed: {reason}", eqn.location)
 
 
 class Plan:
@@ -69,8 +80,7 @@ class Plan:
                 try:
                     values[out] = impl(xp, *[values[i] for i in inputs], **params)
                 except (ArithmeticError, ValueError, TypeError, RuntimeError) as error:
-                    message = f"{eqn.primitive.name} failed: {error}"
-                    raise EngineError(NUMERIC, message, eqn.location) from None
+                    raise numeric_failure(eqn, error) from None
                 for i in freed:
                     values[i] = None
         return [values[i] for i in self.outputs]

@@ -184,18 +184,52 @@ def as_atom(value: Any) -> Atom:
     raise EngineError(BAD_PARAM, f"expected an array or a number, got {type(value).__name__}")
 
 
+def _holds_array(value: Any) -> bool:
+    return isinstance(value, (Var, Literal)) or isinstance(value, (list, tuple)) and any(map(_holds_array, value))
+
+
+def describe(value: Any) -> str:
+    """A value as a user would name it in a message: arrays by their shape, never by the
+    IR's Vars (a parameter that must be a constant can be handed an array)."""
+    if isinstance(value, (list, tuple)) and _holds_array(value):
+        return f"a {type(value).__name__} holding arrays"
+    if isinstance(value, (Var, Literal)):
+        return f"an array of shape {list(value.aval.shape)}" if value.aval.shape else "a scalar"
+    return "..." if value is Ellipsis else repr(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The operation the user wrote that an equation computes, or helps compute the
+    derivative of, and where they wrote it (node id, source offset): an error raised while
+    the equation runs is told in these terms, not in the primitives the user never wrote."""
+
+    operation: str
+    location: str | None = None
+    in_derivative: bool = False
+
+    def derivative(self) -> Origin:
+        return self if self.in_derivative else Origin(self.operation, self.location, True)
+
+    def __str__(self) -> str:
+        return f"the derivative of {self.operation}" if self.in_derivative else self.operation
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class Equation:
     primitive: Primitive
     inputs: tuple[Atom, ...]
     params: tuple[tuple[str, Any], ...]
     output: Var
-    # Where the user wrote it (node id, source offset): for errors raised while it runs.
-    location: str | None = None
+    origin: Origin
 
     @property
     def kwargs(self) -> dict[str, Any]:
         return dict(self.params)
+
+    @property
+    def location(self) -> str | None:
+        return self.origin.location
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,22 +281,34 @@ class Function:
 
     @cached_property
     def key(self) -> str:
-        """A digest of the canonical text: equal functions have equal keys, whatever built them."""
+        """A digest of the canonical text: functions that compute the same have equal keys,
+        whatever built them."""
         return hashlib.sha256(self.canonical_text.encode()).hexdigest()
 
+    @property
+    def origins(self) -> tuple[Origin, ...]:
+        return tuple(eqn.origin for eqn in self.equations)
+
+    @cached_property
+    def _identity(self) -> tuple[str, str]:
+        """The key, and a digest of where the user wrote each equation: equality, which the
+        caches of transforms and plans key on, asks for both, so that a gradient cached for
+        one request's source never reports its errors at another's."""
+        return self.key, hashlib.sha256("\n".join(map(repr, self.origins)).encode()).hexdigest()
+
     def __hash__(self) -> int:
-        return hash(self.key)
+        return hash(self._identity)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Function) and self.key == other.key
+        return isinstance(other, Function) and self._identity == other._identity
 
     def __str__(self) -> str:
         return self.canonical_text
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("canonical_text", None)
-        state.pop("key", None)
+        for derived in ("canonical_text", "key", "_identity"):
+            state.pop(derived, None)
         return state
 
     def __setstate__(self, state):
@@ -342,10 +388,15 @@ class Builder:
 
     def __init__(self, *, max_equations: int | None = None, on_bind: Callable | None = None):
         self.equations: list[Equation] = []
-        self.location: str | None = None
+        # What the equations recorded now are for; front-ends and transforms set it.
+        self.origin: Origin | None = None
         self.max_equations = max_equations
         # Called with each new equation; the program front-end uses it to run as it records.
         self.on_bind = on_bind
+
+    @property
+    def location(self) -> str | None:
+        return self.origin.location if self.origin is not None else None
 
     def bind(self, primitive: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Atom:
         inputs = tuple(as_atom(a) for a in args)
@@ -355,13 +406,14 @@ class Builder:
             raise error.at(self.location or f"equation {len(self.equations)}") from None
         except (TypeError, ValueError) as error:
             location = self.location or f"equation {len(self.equations)}"
-            raise EngineError(SHAPE, f"{primitive.name}: {error}", location) from None
+            raise EngineError(SHAPE, f"{self.origin or primitive.name}: {error}", location) from None
         if not aval.shape and all(isinstance(a, Literal) for a in inputs):
             return _fold(primitive, inputs, params, aval)
         if self.max_equations is not None and len(self.equations) >= self.max_equations:
             raise EngineError("limit", f"the function grew past {self.max_equations} operations", self.location)
         out = Var(aval)
-        eqn = Equation(primitive, inputs, tuple(sorted(params.items())), out, self.location)
+        origin = self.origin or Origin(primitive.name)
+        eqn = Equation(primitive, inputs, tuple(sorted(params.items())), out, origin)
         self.equations.append(eqn)
         if self.on_bind is not None:
             self.on_bind(eqn)
@@ -418,7 +470,9 @@ def inline(fn: Function, args: Sequence[Atom]) -> list[Atom]:
     env: dict[Var, Atom] = dict(zip(fn.inputs, args))
     builder = current_builder()
     for eqn in fn.equations:
+        builder.origin = eqn.origin
         env[eqn.output] = builder.bind(eqn.primitive, [read(env, a) for a in eqn.inputs], eqn.kwargs)
+    builder.origin = None
     return [read(env, o) for o in fn.outputs]
 
 

@@ -49,7 +49,7 @@ from engine.primitives.elementwise import (
     tanh,
     where,
 )
-from engine.primitives.linalg import det, inv, logdet, matmul, solve
+from engine.primitives.linalg import adjugate, det, inv, logdet, matmul, solve
 from engine.primitives.reductions import logsumexp, max, mean, min, norm, prod, softmax, sum
 from engine.primitives.shape import broadcast_to, concatenate, eye, full, getitem, reshape, stack, zeros
 from engine.primitives.shape import transpose as _transpose
@@ -97,7 +97,7 @@ def trace(a):
 detach = stop_gradient
 
 __all__ = [
-    "abs", "add", "arccos", "arcsin", "arctan", "broadcast_to", "ceil", "concatenate", "convert", "cos",
+    "abs", "add", "adjugate", "arccos", "arcsin", "arctan", "broadcast_to", "ceil", "concatenate", "convert", "cos",
     "cosh", "det", "detach", "divide", "dot", "equal", "exp", "expm1", "eye", "floor", "full", "getitem",
     "greater", "greater_equal", "inv", "less", "less_equal", "log", "log1p", "logdet", "logsumexp", "matmul",
     "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "norm", "not_equal", "outer", "power",

@@ -17,7 +17,7 @@ from engine import language, ops
 from engine.errors import BAD_PARAM, SYNTAX, UNKNOWN_NAME, EngineError
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, COMPARISONS, SYMBOLS, TRANSPOSE_ATTRIBUTE, check_expression
-from engine.ir import Builder, Function, Literal, ShapedArray, Var, building
+from engine.ir import Builder, Function, Literal, Origin, ShapedArray, Var, building, describe
 from engine.limits import DEFAULT_LIMITS, Limits
 
 # numpy's method forms that take a shape or axes as separate arguments: x.reshape(2, 3).
@@ -41,14 +41,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(plain(item) for item in value)
     return value
-
-
-def describe(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__}"
-    if isinstance(value, (Var, Literal)):
-        return f"an array of shape {list(value.aval.shape)}" if value.aval.shape else "a scalar"
-    return "..." if value is Ellipsis else repr(value)
 
 
 class Evaluator:
@@ -114,7 +106,7 @@ class Evaluator:
     output = array
 
     def apply(self, name: str, args: list, keywords: dict, location: str) -> Any:
-        self.builder.location = location
+        self.builder.origin = Origin(name, location)
         return language.call(name, args, keywords, location)
 
     def integer(self, node: ast.AST, what: str, *, integral_floats: bool = False) -> int:
@@ -210,7 +202,7 @@ class Evaluator:
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         index = tuple(self._index_item(item) for item in items)
         location = self.source.of(node)
-        self.builder.location = location
+        self.builder.origin = Origin("indexing", location)
         try:
             return ops.getitem(target, index=index if isinstance(node.slice, ast.Tuple) else index[0])
         except EngineError as error:

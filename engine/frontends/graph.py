@@ -22,7 +22,7 @@ from engine import language
 from engine.errors import BAD_INPUT, BAD_PARAM, GRAPH, LIMIT, UNKNOWN_OP, EngineError, pointer_token
 from engine.frontends.inputs import input_pointer
 from engine.frontends.syntax import INT64_RANGE
-from engine.ir import Builder, Function, ShapedArray, Var, building
+from engine.ir import Builder, Function, Origin, ShapedArray, Var, building
 from engine.limits import DEFAULT_LIMITS, Limits
 
 _GRAPH_FIELDS = ("inputs", "nodes", "output")
@@ -63,7 +63,7 @@ def from_graph(graph: Mapping[str, Any], avals: Mapping[str, ShapedArray], limit
         values: dict[str, Any] = dict(inputs)
         for node in _topological_order(nodes):
             args = [_resolve(arg, values) for arg in node.args]
-            builder.location = node.location
+            builder.origin = Origin(node.op, node.location)
             values[node.id] = language.call(node.op, args, node.params, node.location)
         return builder.function(list(inputs.values()), list(inputs), [values[output]])
 

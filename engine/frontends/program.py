@@ -21,7 +21,6 @@ from engine.errors import (
     BAD_INPUT,
     BAD_PARAM,
     LIMIT,
-    NUMERIC,
     SHAPE,
     SYNTAX,
     TOO_LARGE,
@@ -29,11 +28,12 @@ from engine.errors import (
     UNKNOWN_OP,
     EngineError,
 )
-from engine.frontends.expression import Evaluator, describe, unknown_name
+from engine.frontends.expression import Evaluator, unknown_name
 from engine.frontends.inputs import as_array, aval_of, input_pointer
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, Checker, refused, reserved
-from engine.ir import Builder, Equation, Function, Literal, Var, building
+from engine.interpreter import numeric_failure
+from engine.ir import Builder, Equation, Function, Literal, Var, building, describe
 from engine.limits import DEFAULT_LIMITS, Limits
 
 _LOOPS = (ast.While, ast.For)
@@ -258,7 +258,7 @@ class _Runner(Evaluator):
         if size > self.limits.max_intermediate_elements:
             raise EngineError(
                 TOO_LARGE,
-                f"{equation.primitive.name} would make an array of {size:,} elements; the "
+                f"{equation.origin} would make an array of {size:,} elements; the "
                 f"limit is {self.limits.max_intermediate_elements:,}",
                 equation.location,
             )
@@ -271,7 +271,7 @@ class _Runner(Evaluator):
             try:
                 value = equation.primitive.impl(xp, *arguments, **equation.kwargs)
             except (ArithmeticError, ValueError, RuntimeError) as error:
-                raise EngineError(NUMERIC, f"{equation.primitive.name} failed: {error}", equation.location) from None
+                raise numeric_failure(equation, error) from None
         self.values[equation.output] = value
         self.live_elements += size
         if self.live_elements > self.limits.max_live_elements:

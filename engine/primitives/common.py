@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import BAD_PARAM, DTYPE, SHAPE, EngineError
-from engine.ir import DEFAULT_FLOAT, Atom, Literal, Primitive, ShapedArray, Var, as_atom, current_builder, register
+from engine.ir import (
+    DEFAULT_FLOAT,
+    Atom,
+    Literal,
+    Primitive,
+    ShapedArray,
+    Var,
+    as_atom,
+    current_builder,
+    describe,
+    register,
+)
 
 _KIND = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
 _BITS = {"bool": 1, "int32": 32, "int64": 64, "float32": 32, "float64": 64}
@@ -70,7 +81,7 @@ def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) and not isinstance(axis, bool) else axis
     if not isinstance(axes, (tuple, list)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
-        raise EngineError(BAD_PARAM, f"axis must be an integer or a tuple of integers, got {axis!r}")
+        raise EngineError(BAD_PARAM, f"axis must be an integer or a tuple of integers, got {describe(axis)}")
     result = []
     for a in axes:
         if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
@@ -83,7 +94,7 @@ def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
 
 def single_axis(axis: Any, ndim: int) -> int:
     if not isinstance(axis, int) or isinstance(axis, bool):
-        raise EngineError(BAD_PARAM, f"axis must be an integer, got {axis!r}")
+        raise EngineError(BAD_PARAM, f"axis must be an integer, got {describe(axis)}")
     if not -ndim <= axis < ndim:
         raise EngineError(BAD_PARAM, f"axis {axis} is out of range for an array of {ndim} dimensions")
     return axis % ndim

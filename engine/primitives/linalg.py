@@ -1,11 +1,13 @@
-"""Linear algebra: matmul (numpy's semantics, 1-D operands included), inv, solve, det and
-logdet. inv, det and logdet act on stacks of matrices, so a batch axis is one more stack
-axis; matmul and solve promote vector operands to matrices to share one batching rule."""
+"""Linear algebra: matmul (numpy's semantics, 1-D operands included), inv, solve, det,
+logdet and the adjugate that det's derivatives are made of. inv, det, logdet and adjugate
+act on stacks of matrices, so a batch axis is one more stack axis; matmul and solve promote
+vector operands to matrices to share one batching rule."""
 
 from __future__ import annotations
 
 from engine.errors import SHAPE, EngineError
 from engine.ir import ShapedArray
+from engine.primitives import elementwise as ew
 from engine.primitives import reductions as red
 from engine.primitives import shape as shp
 from engine.primitives.common import broadcast_shapes, lift_batch_axis, logical_ndim, primitive, promote, same_dtype
@@ -136,12 +138,118 @@ def _per_matrix(x):
     return shp.reshape(x, shape=x.aval.shape + (1, 1))
 
 
+# ---- the adjugate: det's derivative, defined at singular matrices too ----
+#
+# adj(A) = det(A) A^-1 where A is invertible, but it is a polynomial in A's entries, so it
+# and its derivatives exist everywhere; the gradient of det is its transpose. Through the
+# SVD A = U diag(s) Vh, adj(A) = det(U) det(Vh) Vh^T adj(diag(s) + E) U^T at A + U E Vh, and
+# the adjugate of a diagonal matrix and its derivative are products of singular values with
+# no division: exact at rank n-1 and below, where det A^-1 is 0 times infinity.
+
+
+def _exclusive_products(xp, x):
+    """out[..., j] = the product of x[..., l] over l != j, from prefix and suffix products
+    (dividing the whole product by x[..., j] would fail where x holds zeros)."""
+    before = xp.cumulative_prod(x, axis=-1, include_initial=True)[..., :-1]
+    reversed_x = xp.flip(x, axis=-1)
+    after = xp.flip(xp.cumulative_prod(reversed_x, axis=-1, include_initial=True)[..., :-1], axis=-1)
+    return before * after
+
+
+def _singular_frame(xp, a):
+    """(u, s, vh, orientation, finite) with a = u diag(s) vh and orientation = det(u) det(vh).
+    LAPACK's SVD does not converge on inf or nan, so a matrix holding them is decomposed as
+    zeros and flagged, for the caller to answer nan as det's own LU does."""
+    finite = xp.all(xp.isfinite(a), axis=(-2, -1), keepdims=True)
+    u, s, vh = xp.linalg.svd(xp.where(finite, a, 0.0))
+    orientation = (xp.linalg.det(u) * xp.linalg.det(vh))[..., None, None]
+    return u, s, vh, orientation, finite
+
+
+def _adjugate_impl(xp, a):
+    u, s, vh, orientation, finite = _singular_frame(xp, a)
+    columns_scaled = xp.matrix_transpose(vh) * _exclusive_products(xp, s)[..., None, :]
+    return xp.where(finite, orientation * (columns_scaled @ xp.matrix_transpose(u)), xp.nan)
+
+
+def _adjugate_derivative_impl(xp, a, t):
+    """d adj(a)[t]. In the singular frame E = U^T t Vh^T, and with q_ij the product of the
+    singular values other than s_i and s_j, d adj(diag(s))[E] has E_kk q_ik summed over
+    k != i on its diagonal and -E_ij q_ij off it. a's stack broadcasts against t's."""
+    u, s, vh, orientation, finite = _singular_frame(xp, a)
+    diagonal = xp.eye(s.shape[-1], dtype=xp.bool)
+    # row i is s with s_i replaced by 1, so that leaving out s_j too leaves out both
+    pair_products = xp.where(diagonal, 0.0, _exclusive_products(xp, xp.where(diagonal, 1.0, s[..., None, :])))
+    rotated = xp.matrix_transpose(u) @ t @ xp.matrix_transpose(vh)
+    rotated_diagonal = xp.sum(xp.where(diagonal, rotated, 0.0), axis=-1)[..., None]
+    in_frame = xp.where(diagonal, xp.matrix_transpose(pair_products @ rotated_diagonal), -pair_products * rotated)
+    derivative = orientation * (xp.matrix_transpose(vh) @ in_frame @ xp.matrix_transpose(u))
+    return xp.where(finite, derivative, xp.nan)
+
+
+def _adjugate_derivative_shape(a: ShapedArray, t: ShapedArray) -> ShapedArray:
+    _square_shape(a)
+    _square_shape(t)
+    if a.shape[-1] != t.shape[-1]:
+        raise EngineError(SHAPE, f"matrices of shapes {list(a.shape)} and {list(t.shape)} differ in size")
+    return ShapedArray(broadcast_shapes(a.shape[:-2], t.shape[:-2]) + a.shape[-2:], same_dtype(a, t))
+
+
+def _second_derivative(a, first, second):
+    """d^2 adj(a)[first, second]. Each entry of adj is a minor, and a minor of a + s u v^T is
+    affine in s, so along a rank-one direction the derivative of d adj(.)[first] is exactly a
+    difference; `second` is the sum of its columns, second[:, i] e_i^T. This costs n times
+    d adj, and is reached only from the third order on."""
+    n = a.aval.shape[-1]
+    unit_rows = shp.reshape(shp.eye(rows=n, columns=n, dtype=a.aval.dtype), shape=(n, 1, n))
+    columns = shp.expand_dims(second, second.aval.ndim - 2) * unit_rows  # [..., i] = second[:, i] e_i^T
+    shifted = shp.expand_dims(a, a.aval.ndim - 2) + columns
+    along_columns = adjugate_derivative(shifted, shp.expand_dims(first, first.aval.ndim - 2))
+    return red.sum(along_columns, axis=-3) - n * adjugate_derivative(a, first)
+
+
+# adj is det's gradient transposed and d adj(a)[t] its Hessian applied to t:
+# d adj(a)[t]_ij = d^2 det(a)[t, e_ji], symmetric in t and e_ji, so each cotangent rule is
+# the tangent rule on transposed operands.
+adjugate = primitive(
+    "adjugate",
+    impl=_adjugate_impl,
+    shape=_square_shape,
+    jvp=[lambda t, out, a: adjugate_derivative(a, t)],
+    vjp=[lambda g, out, a: shp.swap_last_axes(adjugate_derivative(a, shp.swap_last_axes(g)))],
+    prepare=_prepare_floating,
+)
+adjugate.batch = _stacked_batch(adjugate)
+
+# A primitive, not adjugate's JVP written out, so that second derivatives of det cost no
+# more than n x n arrays at singular matrices as elsewhere.
+adjugate_derivative = primitive(
+    "adjugate_derivative",
+    impl=_adjugate_derivative_impl,
+    shape=_adjugate_derivative_shape,
+    jvp=[
+        lambda t, out, a, direction: _second_derivative(a, direction, t),
+        lambda t, out, a, direction: adjugate_derivative(a, t),
+    ],
+    vjp=[
+        lambda g, out, a, direction: shp.swap_last_axes(_second_derivative(a, direction, shp.swap_last_axes(g))),
+        lambda g, out, a, direction: shp.swap_last_axes(adjugate_derivative(a, shp.swap_last_axes(g))),
+    ],
+    prepare=_prepare_floating,
+)
+
+
+def _cofactors(a):
+    """The matrix of cofactors, det's gradient."""
+    return shp.swap_last_axes(adjugate(a))
+
+
 det = primitive(
     "det",
     impl=lambda xp, a: xp.linalg.det(a),
     shape=lambda a: _square_shape(a, drop=2),
-    jvp=[lambda t, out, a: out * _trace_of_product(_inverse_transposed(a), t)],
-    vjp=[lambda g, out, a: _per_matrix(g * out) * _inverse_transposed(a)],
+    jvp=[lambda t, out, a: _trace_of_product(_cofactors(a), t)],
+    vjp=[lambda g, out, a: _per_matrix(g) * _cofactors(a)],
     prepare=_prepare_floating,
 )
 det.batch = _stacked_batch(det)
@@ -154,12 +262,21 @@ def _logdet_impl(xp, a):
     return xp.where(sign > 0, logabsdet, singular_or_negative)
 
 
+def _unless_negative(a, x):
+    """x, or 0 where det(a) < 0: torch.logdet is where(sign == -1, nan, logabsdet), so its
+    derivatives are zero where its value is nan."""
+    return ew.where(det(a) < 0, 0.0, x)
+
+
+# A^-T rather than the cofactors over det: det overflows for large matrices whose logdet
+# is fine. At a singular matrix logdet is -inf and has no derivative: inv fails there, and
+# the error names the user's logdet.
 logdet = primitive(
     "logdet",
     impl=_logdet_impl,
     shape=lambda a: _square_shape(a, drop=2),
-    jvp=[lambda t, out, a: _trace_of_product(_inverse_transposed(a), t)],
-    vjp=[lambda g, out, a: _per_matrix(g) * _inverse_transposed(a)],
+    jvp=[lambda t, out, a: _unless_negative(a, _trace_of_product(_inverse_transposed(a), t))],
+    vjp=[lambda g, out, a: _per_matrix(_unless_negative(a, g)) * _inverse_transposed(a)],
     prepare=_prepare_floating,
 )
 logdet.batch = _stacked_batch(logdet)

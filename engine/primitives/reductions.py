@@ -10,7 +10,7 @@ derivative at the zero vector is 0, as in torch.linalg.vector_norm.
 from __future__ import annotations
 
 from engine.errors import BAD_PARAM, SHAPE, EngineError
-from engine.ir import Literal, ShapedArray
+from engine.ir import Literal, ShapedArray, describe
 from engine.primitives import elementwise as ew
 from engine.primitives import shape as shp
 from engine.primitives.common import normalize_axis, primitive, promote
@@ -43,7 +43,7 @@ def _prepare(floating: bool, accumulates: bool = False):
         axis = normalize_axis(params.get("axis"), x.aval.ndim)
         keepdims = params.get("keepdims", False)
         if not isinstance(keepdims, bool):
-            raise EngineError(BAD_PARAM, f"keepdims must be true or false, got {keepdims!r}")
+            raise EngineError(BAD_PARAM, f"keepdims must be true or false, got {describe(keepdims)}")
         return [x], {"axis": axis, "keepdims": keepdims}
 
     return prepare

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from engine.errors import BAD_PARAM, SHAPE, EngineError
-from engine.ir import DEFAULT_FLOAT, ShapedArray
+from engine.ir import DEFAULT_FLOAT, ShapedArray, describe
 from engine.primitives import reductions
 from engine.primitives.common import (
     batch_size,
@@ -22,17 +22,17 @@ from engine.primitives.common import (
 )
 
 
-def _as_shape(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, (tuple, list)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
-        raise EngineError(BAD_PARAM, f"a shape is a tuple of integers, got {shape!r}")
-    return tuple(shape)
+def _as_integers(value: Any, what: str = "a shape") -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in value):
+        raise EngineError(BAD_PARAM, f"{what} is a tuple of integers, got {describe(value)}")
+    return tuple(value)
 
 
 def _prepare_reshape(args, params):
     (x,) = promote(args)
-    shape = _as_shape(params["shape"])
+    shape = _as_integers(params["shape"])
     if shape.count(-1) > 1 or any(n < -1 for n in shape):
         raise EngineError(BAD_PARAM, f"invalid shape {list(shape)}: at most one -1 and no other negative size")
     if -1 in shape:
@@ -79,7 +79,7 @@ broadcast_to = primitive(
     shape=_broadcast_to_shape,
     vjp=[lambda g, out, x, shape: unbroadcast(g, x.aval.shape)],
     batch=_broadcast_to_batch,
-    prepare=lambda args, params: (promote(args), {"shape": _as_shape(params["shape"])}),
+    prepare=lambda args, params: (promote(args), {"shape": _as_integers(params["shape"])}),
     is_identity=lambda x, shape: x.aval.shape == shape,
     linear=True,
 )
@@ -103,7 +103,7 @@ def _prepare_transpose(args, params):
     ndim = x.aval.ndim
     if axes is None:
         axes = tuple(reversed(range(ndim)))
-    axes = tuple(single_axis(a, ndim) for a in _as_shape(axes))
+    axes = tuple(single_axis(a, ndim) for a in _as_integers(axes, "a permutation of axes"))
     if sorted(axes) != list(range(ndim)):
         raise EngineError(BAD_PARAM, f"axes {list(axes)} are not a permutation of {ndim} axes")
     return [x], {"axes": axes}
@@ -201,7 +201,7 @@ def normalize_index(key: Any, shape: tuple[int, ...]) -> tuple:
         elif item is None:
             result.append(None)
         elif isinstance(item, bool) or not isinstance(item, (int, slice)):
-            raise EngineError(BAD_PARAM, f"indices are integers, slices, None or '...', got {item!r}")
+            raise EngineError(BAD_PARAM, f"indices are integers, slices, None or '...', got {describe(item)}")
         elif isinstance(item, int):
             n = shape[axis]
             if not -n <= item < n:
@@ -213,7 +213,7 @@ def normalize_index(key: Any, shape: tuple[int, ...]) -> tuple:
                 raise EngineError(BAD_PARAM, "slice step cannot be zero")
             for part in (item.start, item.stop, item.step):
                 if part is not None and (isinstance(part, bool) or not isinstance(part, int)):
-                    raise EngineError(BAD_PARAM, f"slice bounds are integers, got {part!r}")
+                    raise EngineError(BAD_PARAM, f"slice bounds are integers, got {describe(part)}")
             start, stop, step = item.indices(shape[axis])
             if not range(start, stop, step):
                 # an empty selection; kept canonical, since a negative start from indices()

@@ -16,16 +16,17 @@ def jvp_call(fn: Function, primals: Sequence[Atom], tangents: dict[int, Atom]) -
     env: dict[Var, Atom] = dict(zip(fn.inputs, primals))
     tangent_of: dict[Var, Atom] = {fn.inputs[i]: t for i, t in tangents.items()}
     for eqn in fn.equations:
-        builder.location = eqn.location
+        builder.origin = eqn.origin
         args = [read(env, a) for a in eqn.inputs]
         out = builder.bind(eqn.primitive, args, eqn.kwargs)
         env[eqn.output] = out
         input_tangents = [tangent_of.get(a) if isinstance(a, Var) else None for a in eqn.inputs]
         if any(t is not None for t in input_tangents):
+            builder.origin = eqn.origin.derivative()
             tangent = _output_tangent(eqn.primitive, out, args, input_tangents, eqn.kwargs)
             if tangent is not None:
                 tangent_of[eqn.output] = tangent
-    builder.location = None
+    builder.origin = None
     outputs = [read(env, o) for o in fn.outputs]
     return outputs, [tangent_of.get(o) if isinstance(o, Var) else None for o in fn.outputs]
 

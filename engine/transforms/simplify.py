@@ -44,7 +44,7 @@ def simplify(fn: Function) -> Function:
             return atom
 
         for eqn in fn.equations:
-            builder.location = eqn.location
+            builder.origin = eqn.origin
             args = [read(env, a) for a in eqn.inputs]
             if eqn.primitive is add and args[0] is args[1] and isinstance(args[0], Var):
                 args, primitive = [args[0], Literal(2.0, args[0].aval.dtype)], multiply
@@ -66,5 +66,5 @@ def simplify(fn: Function) -> Function:
                     env[eqn.output] = record(multiply(factor, inner[1]))
                     continue
             env[eqn.output] = record(builder.bind(primitive, args, eqn.kwargs))
-        builder.location = None
+        builder.origin = None
         return builder.function(inputs, fn.input_names, [read(env, o) for o in fn.outputs])

@@ -25,7 +25,7 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
     cotangent = as_atom(cotangent)
     env: dict[Var, Atom] = dict(zip(fn.inputs, primals))
     for eqn in fn.equations:
-        builder.location = eqn.location
+        builder.origin = eqn.origin
         env[eqn.output] = builder.bind(eqn.primitive, [read(env, a) for a in eqn.inputs], eqn.kwargs)
 
     active = _active(fn, wrt)
@@ -34,7 +34,7 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
         g = cotangents.pop(eqn.output, None)
         if g is None:
             continue
-        builder.location = eqn.location
+        builder.origin = eqn.origin.derivative()
         args = [read(env, a) for a in eqn.inputs]
         for position, atom in enumerate(eqn.inputs):
             rule = eqn.primitive.vjp_rule(position)
@@ -46,7 +46,7 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
             if term.aval.shape != atom.aval.shape:
                 term = unbroadcast(term, atom.aval.shape)
             cotangents[atom] = cotangents[atom] + term if atom in cotangents else term
-    builder.location = None
+    builder.origin = None
     results = []
     for i in wrt:
         var = fn.inputs[i]

@@ -15,7 +15,7 @@ def vmap_call(fn: Function, args: Sequence[Atom], batched: Sequence[bool]) -> tu
     env: dict[Var, Atom] = dict(zip(fn.inputs, args))
     is_batched: set[Var] = {v for v, flag in zip(fn.inputs, batched) if flag}
     for eqn in fn.equations:
-        builder.location = eqn.location
+        builder.origin = eqn.origin
         inputs = [read(env, a) for a in eqn.inputs]
         flags = [isinstance(a, Var) and a in is_batched for a in eqn.inputs]
         if any(flags):
@@ -23,7 +23,7 @@ def vmap_call(fn: Function, args: Sequence[Atom], batched: Sequence[bool]) -> tu
             is_batched.add(eqn.output)
         else:
             env[eqn.output] = builder.bind(eqn.primitive, inputs, eqn.kwargs)
-    builder.location = None
+    builder.origin = None
     return [read(env, o) for o in fn.outputs], [isinstance(o, Var) and o in is_batched for o in fn.outputs]
 
 

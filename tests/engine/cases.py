@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from engine import ops
+from engine.primitives.linalg import adjugate_derivative
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,16 @@ def _torch_prod(x, axis, keepdims):
     return x
 
 
+def _torch_adjugate(a):
+    """det(a) a^-1: the adjugate where a is invertible, as every case's matrices are."""
+    return torch.linalg.det(a)[..., None, None] * torch.linalg.inv(a)
+
+
+def _torch_adjugate_derivative(a, t):
+    a, t = torch.broadcast_tensors(a, t)
+    return torch.autograd.functional.jvp(_torch_adjugate, a, t, create_graph=True)[1]
+
+
 def _spd(a):
     return a @ a.transpose(-1, -2) if isinstance(a, torch.Tensor) else ops.matmul(a, ops.transpose(a))
 
@@ -158,6 +169,9 @@ CASES: list[Case] = [
     Case("inv", ops.inv, torch.linalg.inv, ((3, 3),), ("well_conditioned",)),
     Case("inv(stack)", ops.inv, torch.linalg.inv, ((2, 3, 3),), ("well_conditioned",)),
     Case("det", ops.det, torch.linalg.det, ((3, 3),), ("well_conditioned",)),
+    Case("det(stack)", ops.det, torch.linalg.det, ((2, 3, 3),), ("well_conditioned",)),
+    Case("adjugate", ops.adjugate, _torch_adjugate, ((3, 3),), ("well_conditioned",)),
+    Case("adjugate(stack)", ops.adjugate, _torch_adjugate, ((2, 3, 3),), ("well_conditioned",)),
     Case("logdet", lambda a: ops.logdet(_spd(a)), lambda a: torch.logdet(_spd(a)), ((3, 3),), ("well_conditioned",)),
     Case("solve", ops.solve, torch.linalg.solve, ((3, 3), (3,)), ("well_conditioned", "any")),
     Case("solve(matrix)", ops.solve, torch.linalg.solve, ((3, 3), (3, 2)), ("well_conditioned", "any")),
@@ -186,6 +200,19 @@ CASES: list[Case] = [
         lambda x: torch.log(x**2) * torch.sin(x) + 1 / x,
         ((4,),),
         ("away_from_zero",),
+    ),
+]
+
+# Primitives that only derivative rules call. Checked as the others are, but outside the
+# static cost estimate, which bounds what a request can reach: adjugate_derivative's own
+# derivatives are det's third, whose rule forms n arrays the size of each matrix.
+RULE_CASES: list[Case] = [
+    Case(
+        "adjugate_derivative",
+        adjugate_derivative,
+        _torch_adjugate_derivative,
+        ((3, 3), (2, 3, 3)),
+        ("well_conditioned", "any"),
     ),
 ]
 

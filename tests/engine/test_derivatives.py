@@ -10,11 +10,11 @@ import torch
 from engine import api, ops
 from engine.ir import ShapedArray, trace
 from engine.transforms import vjp_call
-from tests.engine.cases import CASES, PIECEWISE_CONSTANT
+from tests.engine.cases import CASES, PIECEWISE_CONSTANT, RULE_CASES
 from tests.engine.helpers import build, finite_difference_jacobians, named, torch_call, torch_jacobians
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
-by_id = pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+by_id = pytest.mark.parametrize("case", CASES + RULE_CASES, ids=[c.id for c in CASES + RULE_CASES])
 
 
 @by_id

@@ -8,19 +8,21 @@ import pickle
 import numpy as np
 import pytest
 
-from engine import api, operations, ops
+from engine import api, derivatives, operations, ops
 from engine.errors import EngineError
+from engine.frontends.expression import from_expression
+from engine.frontends.graph import from_graph
 from engine.interpreter import plan
 from engine.ir import ShapedArray, trace
 from engine.operations import Options
 from engine.transforms import vmap
-from tests.engine.cases import CASES
+from tests.engine.cases import CASES, RULE_CASES
 from tests.engine.helpers import build, named
 
 BATCH = 3
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", CASES + RULE_CASES, ids=[c.id for c in CASES + RULE_CASES])
 def test_vmap_equals_a_loop_for_every_batching_pattern(case, backend_name):
     fn = build(case.engine, case.shapes)
     samples = [case.inputs(seed) for seed in range(BATCH)]
@@ -153,6 +155,31 @@ def test_singular_matrix_is_a_numeric_error_located_at_its_equation():
     with pytest.raises(EngineError) as error:
         api.evaluate(fn, {"A": np.zeros((2, 2))})
     assert error.value.kind == "numeric" and "inv" in error.value.message
+
+
+def test_derived_equations_carry_the_user_operation_they_come_from():
+    avals = {"x": ShapedArray((3,), "float64"), "A": ShapedArray((3, 3), "float64")}
+    fn = from_expression("sum(sin(x)) * logdet(A)", avals)
+    written = {(o.operation, o.location) for o in fn.origins}
+    assert written == {("sum", "offset 0"), ("sin", "offset 4"), ("multiply", "offset 12"), ("logdet", "offset 14")}
+    for transformed in (derivatives.gradient_function(fn, (0, 1), False), derivatives.hessian_function(fn, (1,))):
+        # the rest is the operation's own glue (a seed of ones, a basis, reshapes), unlocated
+        located = [o for o in transformed.origins if o.location is not None]
+        assert {(o.operation, o.location) for o in located} == written
+        assert any(o.in_derivative for o in located) and not all(o.in_derivative for o in located)
+
+
+def test_a_cached_transform_reports_errors_where_this_function_was_written():
+    """An expression and a graph that compute the same share a key, but not their locations."""
+    avals = {"A": ShapedArray((2, 2), "float64")}
+    graph = {"inputs": ["A"], "nodes": [{"id": "l", "op": "logdet", "args": ["A"]}], "output": "l"}
+    from_source, from_nodes = from_expression("logdet(A)", avals), from_graph(graph, avals)
+    assert from_source.key == from_nodes.key and from_source != from_nodes
+    for fn, location in ((from_source, "offset 0"), (from_nodes, "node 'l'")):
+        with pytest.raises(EngineError) as error:
+            api.grad(fn, {"A": np.array([[1.0, 2.0], [2.0, 4.0]])})
+        assert error.value.location == location
+        assert error.value.message == "the derivative of logdet failed: the matrix is singular"
 
 
 def test_booleans_count_in_arithmetic_as_in_python():

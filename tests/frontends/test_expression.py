@@ -207,6 +207,24 @@ def test_errors_name_kind_and_offset(source, kind, location, words):
     assert words in error.value.message
 
 
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("reshape(x, x)", "a shape is a tuple of integers, got an array of shape [4]"),
+        ("sum(x, x)", "axis must be an integer or a tuple of integers, got an array of shape [4]"),
+        ("mean(x, (0, x))", "got a tuple holding arrays"),
+        ("concatenate([x, x], x)", "axis must be an integer, got an array of shape [4]"),
+        ("sum(x, 0, sum(x))", "keepdims must be true or false, got a scalar"),
+        ("transpose(x, [x])", "a permutation of axes is a tuple of integers, got a list holding arrays"),
+    ],
+)
+def test_an_array_where_a_constant_belongs_is_described_by_its_shape_not_the_ir(source, words):
+    with pytest.raises(EngineError) as error:
+        from_expression(source, {"x": ShapedArray((4,), "float64")})
+    assert error.value.kind == BAD_PARAM and error.value.location == "offset 0"
+    assert words in error.value.message and "Var" not in error.value.message
+
+
 def test_unknown_method_is_refused():
     with pytest.raises(EngineError) as error:
         expression("x.repeat(2)", x=X)

@@ -1,15 +1,17 @@
 """`gradserve serve [--host HOST] [--port PORT] [--workers N]`: the service under uvicorn.
 
 One uvicorn process serves HTTP; `--workers` sizes its pool of computing processes (it
-overrides GRADSERVE_WORKERS). Every other setting comes from GRADSERVE_* variables.
+overrides GRADSERVE_WORKERS). Every other setting comes from GRADSERVE_* variables: the
+timeouts and the connection cap, the security options, `metrics_port`, `log_format`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 
-import uvicorn
-
+from app import logs, server
 from app.main import create_app
 from app.settings import Settings
 
@@ -29,7 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     settings = Settings() if args.workers is None else Settings(workers=args.workers)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    logs.configure(settings.log_format, args.log_level)
+    listeners = server.servers(create_app(settings), settings, args.host, args.port, args.log_level)
+    # uvicorn stops gracefully on Ctrl-C, then raises it again for the default handler.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve_together(listeners))
 
 
 if __name__ == "__main__":

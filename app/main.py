@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app import middleware, problems
+from app import middleware, problems, security
 from app.dispatch import Dispatcher
 from app.metrics import Metrics
 from app.pool import LocalPool
@@ -58,16 +58,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.dispatcher = Dispatcher(settings, pool)
     problems.install(app)
-    middleware.install(app, metrics, settings.max_body_bytes)
+    middleware.install(app, metrics, settings)
     for module in (compute, catalogue, health):
         app.include_router(module.router)
+    if settings.metrics_port is None:
+        app.include_router(health.metrics_router)
     docs.install(app)
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app, settings)
     return app
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the Problem schema that every error response refers to."""
+def metrics_app(metrics: Metrics) -> FastAPI:
+    """/metrics alone, for the listener on `metrics_port`."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.metrics = metrics
+    app.include_router(health.metrics_router)
+    return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """FastAPI's document, plus the Problem schema that every error response refers to, and
+    the security options in force."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes,
@@ -76,8 +87,30 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         schema["components"]["schemas"].update(problem.pop("$defs", {}))
         schema["components"]["schemas"]["Problem"] = problem
+        _document_access(schema, settings)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _document_access(schema: dict[str, Any], settings: Settings) -> None:
+    """API keys and the rate limit in the document, when they are on: with the security
+    schemes declared, Swagger UI's Authorize button sends the key with each try."""
+    refusals = {}
+    if settings.api_keys:
+        schema["components"]["securitySchemes"] = {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        }
+        schema["security"] = [{"apiKey": []}, {"bearer": []}]
+        refusals["401"] = problems.problem_response_doc("unauthorized: no API key, or not one of the service's")
+    if settings.rate_limit_per_second:
+        refusals["429"] = problems.problem_response_doc("rate-limited: over the rate limit; see Retry-After")
+    for path, item in schema["paths"].items():
+        for operation in item.values():
+            if not security.is_open(path):
+                operation["responses"].update(refusals)
+            elif settings.api_keys:
+                operation["security"] = []
 
 
 app = create_app()

@@ -61,8 +61,15 @@ class Metrics:
         self.registry.register(_PoolCollector(pool))
 
     def observe(self, route: Any, method: str, status: int, seconds: float) -> None:
-        """`route` is the matched route (None when nothing matched): its path template is the label."""
-        endpoint = getattr(route, "path", None) or UNMATCHED_ENDPOINT
-        method = method if method in KNOWN_METHODS else OTHER_METHOD
-        self.requests.labels(endpoint, method, str(status)).inc()
+        endpoint = endpoint_label(route)
+        self.requests.labels(endpoint, method_label(method), str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
+
+
+def endpoint_label(route: Any) -> str:
+    """The matched route's path template; one value for every request that matched none."""
+    return getattr(route, "path", None) or UNMATCHED_ENDPOINT
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD

@@ -1,20 +1,106 @@
-"""The ASGI middlewares, outermost first in `install`: every response counted, every
-unexpected error answered as a problem, the body held to its size limit."""
+"""The ASGI middlewares, outermost first in `install`: each request's id and log line, the
+security headers, every unexpected error answered as a problem, every response counted, the
+body's deadline, CORS, API keys and the rate limit, the body held to its size limit."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.metrics import Metrics
+from app import request_id, security
+from app.metrics import Metrics, endpoint_label, method_label
 from app.problems import problem
+from app.settings import Settings
 
 log = logging.getLogger("gradserve")
+access_log = logging.getLogger("gradserve.access")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # The API answers JSON, which no page has reason to run, style or frame. A page that needs
+    # more (the docs) sets its own policy, which is kept.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+class RequestContextMiddleware:
+    """Gives each request its id (the client's X-Request-ID when it is a safe token, else a new
+    one), echoes it on the response, holds it in `request_id.current` for whatever answers or
+    logs inside, and writes the request's one log line: method, endpoint template, status,
+    duration and the byte sizes of the two bodies, never their contents."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        this_id = request_id.accept(Headers(scope=scope).get(request_id.HEADER))
+        token = request_id.current.set(this_id)
+        started = time.perf_counter()
+        status: int | None = None  # None: the client left before an answer was started
+        request_bytes = response_bytes = 0
+
+        async def receive_counted() -> Message:
+            nonlocal request_bytes
+            message = await receive()
+            request_bytes += len(message.get("body", b""))
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_bytes
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[request_id.HEADER] = this_id
+            else:
+                response_bytes += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive_counted, send_with_id)
+        finally:
+            line = {
+                "method": method_label(scope["method"]),
+                "endpoint": endpoint_label(scope.get("route")),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "request_bytes": request_bytes,
+                "response_bytes": response_bytes,
+            }
+            access_log.info("%(method)s %(endpoint)s %(status)s %(duration_ms).1f ms", line, extra=line)
+            request_id.current.reset(token)
+
+
+class SecurityHeadersMiddleware:
+    """Puts SECURITY_HEADERS on every response, keeping any that the response set itself."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class ContainErrorsMiddleware:
@@ -77,6 +163,114 @@ class MetricsMiddleware:
             self.metrics.observe(scope.get("route"), scope["method"], status, time.perf_counter() - started)
 
 
+class BodyDeadlineMiddleware:
+    """The request body must arrive within `seconds` of its headers: a body that stalls, or is
+    shorter than its Content-Length, is answered 408 instead of holding a connection forever.
+
+    A response started before the body was read to its end (that 408, or an early 401, 413 or
+    429) closes the connection, so that the unread rest cannot hold it either."""
+
+    def __init__(self, app: ASGIApp, seconds: float):
+        self.app = app
+        self.seconds = seconds
+        self.detail = f"the request body did not arrive within {seconds:g} s of its headers"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        body_pending = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+        deadline = asyncio.get_running_loop().time() + self.seconds
+
+        async def receive_in_time() -> Message:
+            nonlocal body_pending
+            if not body_pending:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                # Raised while the route reads the body, like BodyLimitMiddleware's 413.
+                raise HTTPException(408, self.detail) from None
+            body_pending = message["type"] == "http.request" and message.get("more_body", False)
+            return message
+
+        async def send_closing_if_unread(message: Message) -> None:
+            if message["type"] == "http.response.start" and body_pending:
+                MutableHeaders(scope=message)["Connection"] = "close"
+            await send(message)
+
+        await self.app(scope, receive_in_time, send_closing_if_unread)
+
+
+_BODY_HEADERS = ("content-type", "content-length")
+
+
+class CORSProblemMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as a problem instead of plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        detail = (
+            f"{bytes(response.body).decode()}: a browser may call this service from the origins of its "
+            "cors_origins setting, with GET or POST"
+        )
+        cors_headers = {name: value for name, value in response.headers.items() if name not in _BODY_HEADERS}
+        return problem(400, "cors-refused", "CORS preflight refused", detail, headers=cors_headers)
+
+
+class AccessMiddleware:
+    """Who may call: with API keys configured, a request must carry one (X-API-Key or
+    Authorization: Bearer), else 401; with a rate set, each caller (its key, else its address)
+    has a token bucket, else 429 with Retry-After. Health, docs and the OpenAPI document are
+    open to all (`security.OPEN_PATHS`)."""
+
+    def __init__(self, app: ASGIApp, keys: security.KeyRing | None, buckets: security.TokenBuckets | None):
+        self.app = app
+        self.keys = keys
+        self.buckets = buckets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or security.is_open(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        caller = client[0] if client else "unknown"
+        if self.keys is not None:
+            presented = _presented_key(Headers(scope=scope))
+            key_name = self.keys.identify(presented) if presented else None
+            if key_name is None:
+                await _unauthorized(presented is not None)(scope, receive, send)
+                return
+            caller = key_name
+        if self.buckets is not None and (wait := self.buckets.take(caller)):
+            detail = f"over the rate limit of {self.buckets.rate:g} requests per second; retry in {wait} s"
+            limited = problem(429, "rate-limited", "Too many requests", detail, headers={"Retry-After": str(wait)})
+            await limited(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _presented_key(headers: Headers) -> str | None:
+    if "x-api-key" in headers:
+        return headers["x-api-key"]
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+def _unauthorized(key_sent: bool) -> Response:
+    challenge = 'Bearer realm="gradserve"'
+    if key_sent:
+        detail = "the API key sent is not one of this service's keys"
+        challenge += ', error="invalid_token"'
+    else:
+        detail = "this endpoint needs an API key: send it as X-API-Key: <key> or Authorization: Bearer <key>"
+    return problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
 class BodyLimitMiddleware:
     """The request body's size limit: refused from Content-Length before a byte is read, and
     counted while reading a body sent without one (chunked)."""
@@ -110,8 +304,33 @@ class BodyLimitMiddleware:
         await self.app(scope, receive_within_limit, send)
 
 
-def install(app: FastAPI, metrics: Metrics, max_body_bytes: int) -> None:
+def install(app: FastAPI, metrics: Metrics, settings: Settings) -> None:
     # add_middleware wraps what is there: the last added is the outermost.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_keys or settings.rate_limit_per_second:
+        app.add_middleware(AccessMiddleware, keys=_key_ring(settings), buckets=_token_buckets(settings))
+    if settings.cors_origins:
+        # Outside the keys: a browser's preflight carries no credentials, and a 401 or 429 must
+        # carry the CORS headers for the page to read it.
+        app.add_middleware(
+            CORSProblemMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", request_id.HEADER],
+            expose_headers=[request_id.HEADER, "Retry-After"],
+        )
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.body_timeout_seconds)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(ContainErrorsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+
+
+def _key_ring(settings: Settings) -> security.KeyRing | None:
+    return security.KeyRing(settings.api_keys) if settings.api_keys else None
+
+
+def _token_buckets(settings: Settings) -> security.TokenBuckets | None:
+    if not settings.rate_limit_per_second:
+        return None
+    return security.TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst, settings.rate_limit_clients)

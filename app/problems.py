@@ -9,7 +9,11 @@ Each kind of error has a stable `type` URI, ``https://gradserve.dev/problems/<ki
   unsupported-media-type (415, a body that is not JSON), too-large (413), not-found (404),
   method-not-allowed (405), overloaded (503 with
   Retry-After), not-ready (503), deadline-exceeded (504: the worker was stopped and replaced),
-  worker-crashed (500), internal (500, never with a traceback).
+  worker-crashed (500), internal (500, never with a traceback);
+- the security options' kinds: unauthorized (401 with WWW-Authenticate), rate-limited (429
+  with Retry-After), request-timeout (408: the body did not arrive in time), cors-refused (400).
+
+Every problem answered during a request carries its `request_id`, as in the X-Request-ID header.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from app import request_id
 from app.errors import ServiceError
 from engine.errors import TOO_LARGE, EngineError
 
@@ -47,6 +52,7 @@ _HTTP_KINDS = {
     400: ("malformed-json", "Malformed request"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    408: ("request-timeout", "Request timeout"),
     413: ("too-large", "Request too large"),
 }
 
@@ -60,6 +66,8 @@ def problem(
         body["location"] = location
     if errors:
         body["errors"] = errors
+    if (current_id := request_id.current.get()) is not None:
+        body["request_id"] = current_id
     return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -280,3 +280,4 @@ class Problem(ResponseModel):
         None, description="a JSON pointer into the request (/inputs/x), a graph node id, or a source offset"
     )
     errors: list[ProblemError] | None = Field(None, description="every validation error, when there are several")
+    request_id: str | None = Field(None, description="the request's id, as in the X-Request-ID response header")

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.limits import Limits
+
+MIN_API_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -69,6 +71,55 @@ class Settings(BaseSettings):
     max_depth: int = Field(64, ge=1, description="nesting depth of an expression or program (at most 100)")
     max_nodes: int = Field(20_000, ge=1, description="nodes of a graph, operations of any built function")
     max_steps: int = Field(100_000, ge=1, description="statements a program may execute")
+
+    # Slow clients (a connection's headers, then its body, must arrive in time) and the
+    # connection cap: past it a request is answered 503 `overloaded` and its connection closed.
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="time from a connection's first byte (or its opening) to its request's complete headers"
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="time from a request's headers to the end of its body; past it: 408, connection closed"
+    )
+    max_connections: int = Field(512, ge=1, description="open connections; a request on one past them: 503")
+
+    # Security options for a deployment: all off by default, for the embedded run on loopback.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="keys accepted in X-API-Key or Authorization: Bearer (comma-separated in the environment); "
+        "empty: no authentication",
+    )
+    rate_limit_per_second: float = Field(
+        0.0, ge=0, description="requests per second each caller (its API key, else its address) may sustain (0: none)"
+    )
+    rate_limit_burst: int = Field(20, ge=1, description="requests a client may make at once, above the sustained rate")
+    rate_limit_clients: int = Field(
+        10_000, ge=1, description="clients the rate limit remembers; past that the least recently seen is forgotten"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins allowed to call from a browser (comma-separated in the environment; '*' for any); "
+        "empty: none",
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve /metrics on this port of metrics_host instead of the API's port"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address of the metrics_port listener")
+    log_format: Literal["text", "json"] = Field("text", description="log lines as text, or as one JSON object each")
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _long_enough(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        # A short key can be guessed; the constant-time comparison does not help against that.
+        if any(len(key.get_secret_value()) < MIN_API_KEY_CHARS for key in keys):
+            raise ValueError(f"an API key must have at least {MIN_API_KEY_CHARS} characters")
+        return keys
 
     def limits(self) -> Limits:
         """The engine's limits, from the settings of the same names."""

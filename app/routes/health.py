@@ -10,6 +10,8 @@ from app.problems import problem_response_doc
 from app.schemas import Health
 
 router = APIRouter(tags=["operations"])
+# Its own router, so that /metrics can be served on a port of its own (`metrics_port`).
+metrics_router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness", operation_id="healthz",
@@ -32,7 +34,7 @@ def readyz(pool: PoolDep) -> dict:
     return {"status": "ready"}
 
 
-@router.get(
+@metrics_router.get(
     "/metrics",
     summary="Prometheus metrics",
     description="Requests and latency per endpoint, queue depth, busy workers and worker restarts, in the "

@@ -3,15 +3,17 @@ server started with `gradserve serve` in a subprocess; both run the same tests."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
+from app import server
 from app.main import create_app
 from app.settings import Settings
 
@@ -77,6 +80,27 @@ def server_url() -> Any:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def serving_in_thread(**settings: Any) -> Iterator[int]:
+    """What `gradserve serve` runs (app.server's listeners), for an app with these settings and
+    one worker, on a free loopback port, in a thread of this process: yields the port."""
+    configured = Settings(**{"workers": 1, **settings})
+    port = _free_port()
+    listeners = server.servers(create_app(configured), configured, "127.0.0.1", port, "critical")
+    thread = threading.Thread(target=asyncio.run, args=(server.serve_together(listeners),), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not all(listener.started for listener in listeners):
+            assert thread.is_alive() and time.monotonic() < deadline, "the servers did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        for listener in listeners:
+            listener.should_exit = True
+        thread.join(timeout=30)
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log) -> None:

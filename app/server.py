@@ -1,0 +1,129 @@
+"""The app under uvicorn, as `gradserve serve` runs it: slow clients timed out, open
+connections capped, no Server header, and /metrics on a port of its own with `metrics_port`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any
+
+import h11
+import uvicorn
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from app import main, middleware
+from app.problems import problem
+from app.settings import Settings
+
+log = logging.getLogger("gradserve")
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the two limits it lacks.
+
+    A request's headers must be complete within `header_timeout` of the connection's opening or
+    of the request's first byte: uvicorn times out only an idle keep-alive connection, so a
+    client that stops halfway through its headers holds the socket forever. (The body has its
+    deadline in `middleware.BodyDeadlineMiddleware`, which can still answer 408.)
+
+    A connection opened while `max_connections` are open has its request answered by `refusal`
+    (a 503 that closes it), so the connections past the cap live no longer than one request."""
+
+    def __init__(
+        self, *args: Any, header_timeout: float, max_connections: int, refusal: ASGIApp, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
+        self.refusal = refusal
+        self.header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self.app = self.refusal
+        self._time_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._time_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def _time_headers(self) -> None:
+        """Runs the timer while the client owes a request's headers (h11's IDLE: none of the
+        request parsed yet), and stops it once they are in."""
+        if self.conn.their_state is not h11.IDLE:
+            self._stop_header_timer()
+        elif self.header_timer is None:
+            self.header_timer = self.loop.call_later(self.header_timeout, self._headers_overdue)
+
+    def _stop_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def _headers_overdue(self) -> None:
+        self.header_timer = None
+        if self.conn.their_state is h11.IDLE:
+            log.info(
+                "closing a connection from %s: no complete request headers within %g s",
+                self.client,
+                self.header_timeout,
+            )
+            self.timeout_keep_alive_handler()
+
+
+def refusal(settings: Settings) -> ASGIApp:
+    """The answer to a request on a connection past the cap: a 503 problem that closes it, with
+    the request id, security headers and log line of any other answer."""
+
+    async def over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the service has its limit of {settings.max_connections:,} connections open; retry on a new one"
+        headers = {"Retry-After": str(settings.retry_after_seconds), "Connection": "close"}
+        await problem(503, "overloaded", "Service overloaded", detail, headers=headers)(scope, receive, send)
+
+    return middleware.RequestContextMiddleware(middleware.SecurityHeadersMiddleware(over_capacity))
+
+
+def uvicorn_config(
+    app: ASGIApp, settings: Settings, host: str, port: int, log_level: str, **options: Any
+) -> uvicorn.Config:
+    """uvicorn's settings for one listener. Logging is `app.logs`'s, whose per-request line
+    replaces uvicorn's access log."""
+    protocol = functools.partial(
+        GuardedH11Protocol,
+        header_timeout=settings.header_timeout_seconds,
+        max_connections=settings.max_connections,
+        refusal=refusal(settings),
+    )
+    return uvicorn.Config(
+        app, host=host, port=port, http=protocol, server_header=False, log_config=None, log_level=log_level,
+        access_log=False, **options,
+    )  # fmt: skip
+
+
+def servers(app: FastAPI, settings: Settings, host: str, port: int, log_level: str) -> list[uvicorn.Server]:
+    """The API's server, and the metrics' server when `metrics_port` is set."""
+    listeners = [uvicorn.Server(uvicorn_config(app, settings, host, port, log_level))]
+    if settings.metrics_port is not None:
+        metrics = main.metrics_app(app.state.metrics)
+        config = uvicorn_config(
+            metrics, settings, settings.metrics_host, settings.metrics_port, log_level, lifespan="off"
+        )
+        listeners.append(uvicorn.Server(config))
+    return listeners
+
+
+async def serve_together(listeners: list[uvicorn.Server]) -> None:
+    """Runs the servers until one stops (on a signal, or a failed start), then stops the rest."""
+    tasks = [asyncio.create_task(server.serve()) for server in listeners]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for server in listeners:
+        server.should_exit = True
+    await asyncio.gather(*tasks)

@@ -85,7 +85,8 @@ def refusal(settings: Settings) -> ASGIApp:
 
     async def over_capacity(scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"the service has its limit of {settings.max_connections:,} connections open; retry on a new one"
-        headers = {"Retry-After": str(settings.retry_after_seconds), "Connection": "close"}
+        # A connection frees as soon as any client's request is answered: retry at once.
+        headers = {"Retry-After": "1", "Connection": "close"}
         await problem(503, "overloaded", "Service overloaded", detail, headers=headers)(scope, receive, send)
 
     return middleware.RequestContextMiddleware(middleware.SecurityHeadersMiddleware(over_capacity))

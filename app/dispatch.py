@@ -32,6 +32,8 @@ T = TypeVar("T")
 # A function this large takes long to parse and build (seconds for 20,000 graph nodes).
 LARGE_GRAPH_NODES = 1_000
 LARGE_SOURCE_CHARS = 5_000
+# Inline work must also be quick to transform the first time (before the transform is cached).
+INLINE_OPERATIONS = 200
 
 
 class Dispatcher:
@@ -40,6 +42,7 @@ class Dispatcher:
         self.pool = pool
         self.limits = settings.limits()
         self.device = "gpu" if settings.backend == "cupy" else "cpu"
+        self.inline_answers = 0  # requests computed in this process, not in a worker
         # Preparing is CPU work in this process: bounded like the pool's, and large functions
         # one at a time, so that a flood of them cannot hold up small requests (or validate).
         waiting = settings.workers + settings.queue_size
@@ -56,9 +59,10 @@ class Dispatcher:
 
     async def compute(self, operation: str, request: FunctionRequest) -> Response:
         started = time.perf_counter()
-        task = await self._prepared(request.function, lambda: self.prepare(operation, request))
+        task, answer = await self._prepared(request.function, lambda: self._prepare_small_inline(operation, request))
         prepared = time.perf_counter()
-        answer = await self.pool.submit(task)
+        if answer is None:
+            answer = await self.pool.submit(task)
         computed = time.perf_counter()
         body = arrays.encode_tree(answer.fields, request.encoding)
         encoded = time.perf_counter()
@@ -72,6 +76,26 @@ class Dispatcher:
             "timings_ms": {name: round(seconds * 1e3, 3) for name, seconds in timings.items()},
         }
         return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+    def _prepare_small_inline(
+        self, operation: str, request: FunctionRequest
+    ) -> tuple[operations.Task | operations.ProgramTask, operations.Answer | None]:
+        """The task, and its answer when it is small enough to compute here, in the thread that
+        prepared it: the worker's round trip would cost more than the work. Only expressions and
+        graphs qualify, whose static cost bounds their time (a program can loop)."""
+        task = self.prepare(operation, request)
+        if self._small(task):
+            self.inline_answers += 1
+            return task, task.run(self.settings.backend)
+        return task, None
+
+    def _small(self, task: operations.Task | operations.ProgramTask) -> bool:
+        if not isinstance(task, operations.Task) or task.estimate is None or self.settings.backend != "numpy":
+            return False
+        return (
+            task.estimate.total_intermediate <= self.settings.inline_work_elements
+            and task.estimate.operations <= INLINE_OPERATIONS
+        )
 
     def prepare(self, operation: str, request: FunctionRequest) -> operations.Task | operations.ProgramTask:
         extra = operations.lookup(operation).extra

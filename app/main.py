@@ -33,7 +33,8 @@ answered 504 (`deadline-exceeded`)."""
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     pool = LocalPool(settings)
-    metrics = Metrics(pool)
+    dispatcher = Dispatcher(settings, pool)
+    metrics = Metrics(pool, dispatcher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.pool = pool
     app.state.metrics = metrics
-    app.state.dispatcher = Dispatcher(settings, pool)
+    app.state.dispatcher = dispatcher
     problems.install(app)
     middleware.install(app, metrics, settings)
     for module in (compute, catalogue, health):

@@ -10,7 +10,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from app.dispatch import Dispatcher
 from app.pool import Pool
+from engine.operations import BUILT
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # Labels come from closed sets: a label taken verbatim from the request would let each made-up
@@ -42,8 +44,27 @@ class _PoolCollector:
         yield from (restarts, admitted, estimate)
 
 
+class _DispatchCollector:
+    """Where requests were computed, and how often a built function was found in the cache."""
+
+    def __init__(self, dispatcher: Dispatcher):
+        self.dispatcher = dispatcher
+
+    def collect(self):
+        inline = CounterMetricFamily(
+            "gradserve_inline_answers", "Requests small enough to be computed in the API process, without a worker"
+        )
+        inline.add_metric([], self.dispatcher.inline_answers)
+        cache = CounterMetricFamily(
+            "gradserve_function_cache", "Functions looked up in the cache of built functions", labels=["result"]
+        )
+        cache.add_metric(["hit"], BUILT.hits)
+        cache.add_metric(["miss"], BUILT.misses)
+        yield from (inline, cache)
+
+
 class Metrics:
-    def __init__(self, pool: Pool):
+    def __init__(self, pool: Pool, dispatcher: Dispatcher):
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "gradserve_requests", "HTTP requests answered", ["endpoint", "method", "status"], registry=self.registry
@@ -59,6 +80,7 @@ class Metrics:
         workers = Gauge("gradserve_workers", "Worker processes in the pool", registry=self.registry)
         workers.set_function(lambda: pool.stats().workers)
         self.registry.register(_PoolCollector(pool))
+        self.registry.register(_DispatchCollector(dispatcher))
 
     def observe(self, route: Any, method: str, status: int, seconds: float) -> None:
         endpoint = endpoint_label(route)

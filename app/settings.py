@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     prepare_threads: int = Field(
         2, ge=1, description="requests parsed, built and checked at once in the API process (large functions: one)"
     )
+    inline_work_elements: int = Field(
+        200_000,
+        ge=0,
+        description="array elements computed (the static bound) up to which an expression's or a "
+        "graph's request is computed in the API process, without the worker round trip (0: never)",
+    )
     long_work_operations: int = Field(
         2_000,
         ge=0,

@@ -19,6 +19,8 @@ class WeightedCache:
     def __init__(self, max_bytes: int = MAX_CACHED_BYTES):
         self.max_bytes = max_bytes
         self.bytes = 0
+        self.hits = 0
+        self.misses = 0
         self._entries: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
         self._lock = Lock()
 
@@ -31,8 +33,10 @@ class WeightedCache:
                 key = (build.__qualname__, *args)
                 with self._lock:
                     if key in self._entries:
+                        self.hits += 1
                         self._entries.move_to_end(key)
                         return self._entries[key][0]
+                    self.misses += 1
                 result = build(*args)
                 self._store(key, result, weigh(result))
                 return result

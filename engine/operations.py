@@ -15,6 +15,7 @@ running it, so its task (`ProgramTask`) is checked by the same `bind` when it ru
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from engine import backend, cost, derivatives, frontends, interpreter
+from engine.cache import WeightedCache
 from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, TOO_LARGE, EngineError, pointer
 from engine.frontends.inputs import aval_of
 from engine.ir import Function, ShapedArray
@@ -277,8 +279,31 @@ def prepare(
     if kind == "program":
         frontends.check_program(definition, limits)
         return ProgramTask(op, definition, arrays, extra, options, limits)
-    fn = frontends.build_from_shapes(kind, definition, {name: aval_of(a) for name, a in arrays.items()}, limits)
+    avals = tuple((name, aval_of(array)) for name, array in arrays.items())
+    fn = _built(kind, definition if kind == "expression" else _canonical(definition), avals, limits)
     return bind(fn, operation, arrays, extra, options, limits)
+
+
+# Functions built from expressions and graphs, by their text and their inputs' shapes: a
+# client calling the same function in a loop (an optimiser) pays for parsing once.
+BUILT = WeightedCache(max_bytes=64 << 20)
+
+
+@BUILT.memoize(lambda fn: fn.approximate_bytes)
+def _built(kind: str, text: str, avals: tuple[tuple[str, ShapedArray], ...], limits: Limits) -> Function:
+    definition = text if kind == "expression" else json.loads(text)
+    return frontends.build_from_shapes(kind, definition, dict(avals), limits)
+
+
+def _canonical(graph: Any) -> str:
+    """A graph's text with its keys sorted: the same graph gives the same text however sent.
+    A graph that is not plain JSON data is given as it is, and refused by the front-end."""
+    try:
+        return json.dumps(graph, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        raise EngineError(
+            BAD_INPUT, "a graph is JSON data: objects, lists, strings and numbers", "/function/graph"
+        ) from None
 
 
 def bind(

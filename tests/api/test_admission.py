@@ -12,7 +12,7 @@ import pytest
 from app.admission import LONG, SHORT, Admission, Gate
 from app.errors import OverloadedError
 from tests.api.conftest import array, serve_in_process
-from tests.api.test_pool import TWO_DOT, until
+from tests.api.test_pool import THROUGH_THE_POOL, TWO_DOT, until
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +24,7 @@ SLOW_PROGRAM = {
 
 
 async def test_64_concurrent_small_requests_on_2_workers_are_all_answered():
-    async with serve_in_process(workers=2) as client:
+    async with serve_in_process(workers=2, **THROUGH_THE_POOL) as client:
         responses = await asyncio.gather(*(client.post("/v1/grad", json=TWO_DOT) for _ in range(64)))
     assert [r.status_code for r in responses] == [200] * 64
     for response in responses:
@@ -34,7 +34,7 @@ async def test_64_concurrent_small_requests_on_2_workers_are_all_answered():
 async def test_long_programs_leave_a_worker_to_small_requests():
     """Two clients looping on slow programs cannot starve the fast ones: programs are long
     work, which may hold all workers but one."""
-    async with serve_in_process(workers=2, deadline_seconds=60) as client:
+    async with serve_in_process(workers=2, deadline_seconds=60, **THROUGH_THE_POOL) as client:
         pool = client.app.state.pool
         slow = [asyncio.create_task(client.post("/v1/evaluate", json=SLOW_PROGRAM)) for _ in range(2)]
         await until(lambda: pool.stats().busy >= 1)

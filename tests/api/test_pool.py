@@ -18,6 +18,8 @@ pytestmark = pytest.mark.anyio
 FOREVER = {"function": {"program": "def f(x):\n    while True:\n        pass\n    return x\n"}, "inputs": {"x": 1.0}}
 TWO_DOT = {"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": [0.0, 1.0, 2.0, 3.0]}}
 ENDLESS_STEPS = 10**9  # so that only the deadline or a kill stops FOREVER
+# Small expressions are computed in the API process; these tests are about the workers.
+THROUGH_THE_POOL = {"inline_work_elements": 0}
 
 
 async def until(condition, timeout: float = 10.0) -> None:
@@ -41,7 +43,9 @@ def restarts(metrics: str, reason: str) -> float:
 
 async def test_a_worker_killed_mid_request_fails_only_that_request():
     before = spawned_children(os.getpid())
-    async with serve_in_process(workers=1, queue_size=1, deadline_seconds=60, max_steps=ENDLESS_STEPS) as client:
+    async with serve_in_process(
+        workers=1, queue_size=1, deadline_seconds=60, max_steps=ENDLESS_STEPS, **THROUGH_THE_POOL
+    ) as client:
         (worker,) = spawned_children(os.getpid()) - before
         pool = client.app.state.pool
         running = asyncio.create_task(client.post("/v1/evaluate", json=FOREVER))
@@ -63,7 +67,7 @@ async def test_a_worker_killed_mid_request_fails_only_that_request():
 
 async def test_an_idle_worker_killed_is_replaced():
     before = spawned_children(os.getpid())
-    async with serve_in_process(workers=1) as client:
+    async with serve_in_process(workers=1, **THROUGH_THE_POOL) as client:
         (worker,) = spawned_children(os.getpid()) - before
         os.kill(worker, signal.SIGKILL)
         await assert_serves(client)  # whether or not pebble has noticed the death yet
@@ -72,7 +76,7 @@ async def test_an_idle_worker_killed_is_replaced():
 
 
 async def test_a_computation_past_the_deadline_is_stopped_and_answered_504():
-    async with serve_in_process(workers=1, deadline_seconds=1, max_steps=ENDLESS_STEPS) as client:
+    async with serve_in_process(workers=1, deadline_seconds=1, max_steps=ENDLESS_STEPS, **THROUGH_THE_POOL) as client:
         body = assert_problem(await client.post("/v1/evaluate", json=FOREVER), 504, "deadline-exceeded")
         assert "1 s" in body["detail"]
         await assert_serves(client)
@@ -80,7 +84,9 @@ async def test_a_computation_past_the_deadline_is_stopped_and_answered_504():
 
 
 async def test_a_full_pool_answers_503_with_retry_after():
-    async with serve_in_process(workers=1, queue_size=0, deadline_seconds=2, max_steps=ENDLESS_STEPS) as client:
+    async with serve_in_process(
+        workers=1, queue_size=0, deadline_seconds=2, max_steps=ENDLESS_STEPS, **THROUGH_THE_POOL
+    ) as client:
         pool = client.app.state.pool
         running = asyncio.create_task(client.post("/v1/evaluate", json=FOREVER))
         await until(lambda: pool.stats().busy == 1)

@@ -18,12 +18,14 @@ from fastapi.responses import Response
 
 from app import arrays
 from app.admission import LONG, SHORT, Gate
+from app.handles import HandleStore
 from app.pool import Pool
-from app.schemas import FunctionRequest, FunctionSpec, ValidateRequest
+from app.schemas import FunctionRequest, FunctionSpec, LinearizeRequest, ProductRequest, ValidateRequest
 from app.settings import Settings
-from engine import operations
+from engine import linearize, operations
 from engine.frontends.inputs import aval_of
 from engine.ir import ShapedArray
+from engine.linearize import ProductTask
 from engine.operations import Options
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ class Dispatcher:
         self.limits = settings.limits()
         self.device = "gpu" if settings.backend == "cupy" else "cpu"
         self.inline_answers = 0  # requests computed in this process, not in a worker
+        self.handles = HandleStore(settings.handles_max_count, settings.handles_max_bytes, settings.handles_ttl_seconds)
         # Preparing is CPU work in this process: bounded like the pool's, and large functions
         # one at a time, so that a flood of them cannot hold up small requests (or validate).
         waiting = settings.workers + settings.queue_size
@@ -63,8 +66,34 @@ class Dispatcher:
         prepared = time.perf_counter()
         if answer is None:
             answer = await self.pool.submit(task)
+        return self._respond(answer, request.encoding, started, prepared)
+
+    async def linearize(self, request: LinearizeRequest) -> Response:
+        """Linearize in a worker (the forward pass is the primal's work), then keep the
+        linearization here, under a new handle."""
+        started = time.perf_counter()
+        definition, options = request.function.definition(), _options(request, request.dtype)
+        task = await self._prepared(
+            request.function, lambda: linearize.prepare(definition, request.inputs, options, self.limits)
+        )
+        prepared = time.perf_counter()
+        answer = await self.pool.submit(task)
+        handle = self.handles.add(answer.fields.pop("linearization"))
+        answer.fields["handle"] = {"id": handle.id, "expires_at": handle.expires_at_text}
+        return self._respond(answer, request.encoding, started, prepared)
+
+    async def product(self, handle_id: str, product: str, request: ProductRequest) -> Response:
+        started = time.perf_counter()
+        linearization = self.handles.get(handle_id).linearization
+        extra = operations.lookup(product).extra
+        task = linearization.product(product, getattr(request, extra.name), self.limits)
+        prepared = time.perf_counter()
+        answer = task.run(self.settings.backend) if self._small(task) else await self.pool.submit(task)
+        return self._respond(answer, request.encoding, started, prepared)
+
+    def _respond(self, answer: operations.Answer, encoding: str, started: float, prepared: float) -> Response:
         computed = time.perf_counter()
-        body = arrays.encode_tree(answer.fields, request.encoding)
+        body = arrays.encode_tree(answer.fields, encoding)
         encoded = time.perf_counter()
         timings = {"prepare": prepared - started, "worker": computed - prepared, "compute": answer.seconds,
                    "encode": encoded - computed, "total": encoded - started}  # fmt: skip
@@ -89,8 +118,8 @@ class Dispatcher:
             return task, task.run(self.settings.backend)
         return task, None
 
-    def _small(self, task: operations.Task | operations.ProgramTask) -> bool:
-        if not isinstance(task, operations.Task) or task.estimate is None or self.settings.backend != "numpy":
+    def _small(self, task: operations.Task | operations.ProgramTask | ProductTask) -> bool:
+        if isinstance(task, operations.ProgramTask) or task.estimate is None or self.settings.backend != "numpy":
             return False
         return (
             task.estimate.total_intermediate <= self.settings.inline_work_elements

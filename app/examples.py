@@ -134,8 +134,28 @@ VALIDATE = {
     ),
 }
 
+LINEARIZE = {
+    "mlp_layer": _example(
+        "a tanh layer's sum, linearized in W: then as many JVPs, VJPs and HVPs as needed, at this point",
+        {
+            "function": {"expression": "sum(tanh(x @ W))"},
+            "inputs": {"x": [[1.0, 2.0]], "W": [[0.5, -0.5], [0.25, 1.0]]},
+            "wrt": ["W"],
+        },
+    ),
+}
+
+# Through a handle of LINEARIZE's example (W is 2 x 2).
+LINEARIZED_PRODUCTS = {
+    "jvp": {
+        "direction": _example("the directional derivative along dW", {"tangents": {"W": [[1.0, 0.0], [0.0, 1.0]]}})
+    },
+    "vjp": {"head_gradient": _example("the gradient scaled by a head gradient of 2", {"cotangent": 2.0})},
+    "hvp": {"direction": _example("H @ v along dW", {"tangents": {"W": [[1.0, 0.0], [0.0, 1.0]]}})},
+}
+
 # The examples of each endpoint's request in the OpenAPI document, by operation name.
 EXAMPLES = {
     "evaluate": EVALUATE, "grad": GRAD, "vjp": VJP, "jvp": JVP, "jacobian": JACOBIAN, "hessian": HESSIAN,
-    "hvp": HVP, "validate": VALIDATE,
+    "hvp": HVP, "validate": VALIDATE, "linearize": LINEARIZE,
 }  # fmt: skip

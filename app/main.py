@@ -14,7 +14,7 @@ from app import middleware, problems, security
 from app.dispatch import Dispatcher
 from app.metrics import Metrics
 from app.pool import LocalPool
-from app.routes import catalogue, compute, docs, health
+from app.routes import catalogue, compute, docs, health, linearize
 from app.schemas import Problem
 from app.settings import Settings
 from engine import backend
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.dispatcher = dispatcher
     problems.install(app)
     middleware.install(app, metrics, settings)
-    for module in (compute, catalogue, health):
+    for module in (compute, linearize, catalogue, health):
         app.include_router(module.router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model,
 from typing_extensions import TypeAliasType
 
 from app import arrays
-from engine import operations
+from engine import linearize, operations
 
 NonFinite = Literal["NaN", "Infinity", "-Infinity"]
 NestedNumbers = TypeAliasType(
@@ -223,6 +223,37 @@ def _response_model(op: operations.Operation) -> type[ComputeResponse]:
 
 
 RESPONSES: dict[str, type[ComputeResponse]] = {name: _response_model(op) for name, op in operations.OPERATIONS.items()}
+
+
+# ---- linearize handles: the products of a linearization are the registry's jvp, vjp, hvp ----
+
+
+class LinearizeRequest(DerivativeRequest):
+    pass
+
+
+class HandleInfo(ResponseModel):
+    id: str = Field(description="the handle, for /v1/linearize/{id}/jvp, /vjp and /hvp")
+    expires_at: str = Field(description="when the handle expires (ISO 8601, UTC); then 404")
+
+
+class LinearizeResponse(ComputeResponse):
+    handle: HandleInfo
+
+
+class ProductRequest(StrictModel):
+    encoding: Literal["json", "base64"] = Field("json", description="how the response writes arrays")
+
+
+def _product_request_model(op: operations.Operation) -> type[ProductRequest]:
+    kind = dict[str, ArrayIn] if op.extra.per_input else ArrayIn
+    extra = (kind, Field(description=op.extra.doc))
+    return create_model(f"Linearized{op.name.capitalize()}Request", __base__=ProductRequest, **{op.extra.name: extra})
+
+
+PRODUCT_REQUESTS: dict[str, type[ProductRequest]] = {
+    name: _product_request_model(operations.lookup(name)) for name in linearize.PRODUCTS
+}
 
 
 class OutputSpec(ResponseModel):

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         256 << 20, ge=0, description="bytes of transformed functions and compiled plans each worker keeps for reuse"
     )
 
+    # Linearize handles, kept in the API process.
+    handles_max_count: int = Field(1_000, ge=1, description="linearize handles kept at once (least recently used out)")
+    handles_max_bytes: int = Field(
+        512 << 20, ge=1, description="bytes of residuals all handles may hold (least recently used out)"
+    )
+    handles_ttl_seconds: float = Field(600, gt=0, description="how long a linearize handle lives after it is made")
+
     # Sizes, checked before anything is allocated where shapes allow (413 past them).
     max_body_bytes: int = Field(32 << 20, ge=1, description="request body size")
     max_array_elements: int = Field(4_000_000, ge=1, description="elements of any one array in a request")

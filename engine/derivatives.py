@@ -27,7 +27,7 @@ from engine.transforms import (
 _cached = TRANSFORMS.memoize(lambda fn: fn.approximate_bytes)
 
 
-def _finish(builder, inputs, names, outputs) -> Function:
+def finish(builder, inputs, names, outputs) -> Function:
     deduplicated = eliminate_common_subexpressions(builder.function(inputs, names, outputs))
     return eliminate_dead_code(simplify(deduplicated))
 
@@ -55,7 +55,7 @@ def gradient_function(fn: Function, wrt: tuple[int, ...], reduce_sum: bool) -> F
         one = Literal(1.0, fn.output.aval.dtype)
         cotangent = broadcast_to(one, shape=fn.output.aval.shape) if fn.output.aval.shape else one
         value, gradients = vjp_call(fn, primals, cotangent, wrt)
-        return _finish(builder, primals, fn.input_names, [value, *gradients])
+        return finish(builder, primals, fn.input_names, [value, *gradients])
 
 
 @_cached
@@ -65,7 +65,7 @@ def vjp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
         primals = _fresh_inputs(fn)
         cotangent = Var(fn.output.aval)
         value, cotangents = vjp_call(fn, primals, cotangent, wrt)
-        return _finish(builder, [*primals, cotangent], [*fn.input_names, "cotangent"], [value, *cotangents])
+        return finish(builder, [*primals, cotangent], [*fn.input_names, "cotangent"], [value, *cotangents])
 
 
 def _pushforward(fn: Function, wrt: tuple[int, ...], first: int) -> Function:
@@ -80,7 +80,7 @@ def _pushforward(fn: Function, wrt: tuple[int, ...], first: int) -> Function:
             for o, t in zip(outputs[first:], output_tangents[first:])
         ]
         names = [*fn.input_names, *(f"tangent of {fn.input_names[i]}" for i in wrt)]
-        return _finish(builder, [*primals, *tangents], names, [*outputs, *filled])
+        return finish(builder, [*primals, *tangents], names, [*outputs, *filled])
 
 
 @_cached
@@ -130,7 +130,7 @@ def jacobian_function(fn: Function, wrt: tuple[int, ...], mode: str) -> Function
                 if not is_batched:
                     cotangent = broadcast_to(cotangent, shape=(out_aval.size, *in_shape))
                 results.append(reshape(cotangent, shape=(*out_aval.shape, *in_shape)))
-        return _finish(builder, primals, fn.input_names, [value, *results])
+        return finish(builder, primals, fn.input_names, [value, *results])
 
 
 def _replayed_output(fn: Function, primals: list[Var]):
@@ -149,7 +149,7 @@ def hessian_function(fn: Function, wrt: tuple[int, ...]) -> Function:
         outputs, jacobians = _forward_jacobians(gradient, primals, wrt)
         value = outputs[0] if outputs else _replayed_output(fn, primals)
         blocks = [jacobians[1 + a, j] for a in range(len(wrt)) for j in wrt]
-        return _finish(builder, primals, fn.input_names, [value, *blocks])
+        return finish(builder, primals, fn.input_names, [value, *blocks])
 
 
 @_cached

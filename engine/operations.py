@@ -229,17 +229,31 @@ class Task:
         started = time.perf_counter()
         fn = self.function
         transformed = self.operation.build(fn, self.positions, self.mode, self.reduce_sum)
-        xp = backend.namespace(backend_name)
-        outputs = interpreter.run(transformed, [backend.to_backend(xp, a) for a in self.arguments], backend_name)
-        value, *arrays = [backend.to_host(output) for output in outputs]
-        names = [fn.input_names[i] for i in self.positions]
-        fields: dict[str, Any] = {"value": value}
-        for result in self.operation.results:
-            count = result.count(len(names))
-            fields[result.name], arrays = result.pack(names, arrays[:count]), arrays[count:]
+        fields = run_and_pack(self.operation, transformed, self.arguments, fn, self.positions, backend_name)
         if "mode" in self.operation.options:
             fields["mode"] = self.mode
         return Answer(fields, len(fn.equations), time.perf_counter() - started)
+
+
+def run_and_pack(
+    op: Operation,
+    transformed: Function,
+    arguments: Sequence[np.ndarray],
+    fn: Function,
+    positions: tuple[int, ...],
+    backend_name: str,
+) -> dict[str, Any]:
+    """Run the function `op` built for `fn` on its arguments; its outputs (the value, then each
+    result's arrays) as the answer's fields."""
+    xp = backend.namespace(backend_name)
+    outputs = interpreter.run(transformed, [backend.to_backend(xp, a) for a in arguments], backend_name)
+    value, *arrays = [backend.to_host(output) for output in outputs]
+    names = [fn.input_names[i] for i in positions]
+    fields: dict[str, Any] = {"value": value}
+    for result in op.results:
+        count = result.count(len(names))
+        fields[result.name], arrays = result.pack(names, arrays[:count]), arrays[count:]
+    return fields
 
 
 @dataclass(frozen=True)
@@ -274,7 +288,7 @@ def prepare(
     the sizes of the result and of the work, from static shapes."""
     op = lookup(operation)
     arrays = {name: _sized(array, pointer("inputs", name), limits, options.dtype) for name, array in inputs.items()}
-    extra = _sized_extra(op, extra, limits, options.dtype)
+    extra = sized_extra(op, extra, limits, options.dtype)
     kind, definition = frontends.definition_of(function)
     if kind == "program":
         frontends.check_program(definition, limits)
@@ -324,7 +338,7 @@ def bind(
         detail = cost.limit_detail(estimate, limits)
         if detail:
             raise EngineError(TOO_LARGE, detail)
-    arguments = _arguments(fn, inputs) + _extra_arguments(fn, op, positions, extra)
+    arguments = input_arguments(fn, inputs) + extra_arguments(fn, op, positions, extra)
     return Task(op, fn, arguments, positions, mode, options.reduce == "sum", estimate)
 
 
@@ -398,7 +412,7 @@ def _sized(array: np.ndarray, location: str, limits: Limits, dtype: str | None) 
     return array.astype(dtype, copy=False) if dtype is not None and array.dtype.kind == "f" else array
 
 
-def _sized_extra(op: Operation, extra: Any, limits: Limits, dtype: str | None) -> Any:
+def sized_extra(op: Operation, extra: Any, limits: Limits, dtype: str | None) -> Any:
     if op.extra is None or extra is None:
         return extra
     if op.extra.per_input:
@@ -417,14 +431,14 @@ def _host_array(value: Any, aval: ShapedArray, field: str, name: str | None = No
     return array
 
 
-def _arguments(fn: Function, inputs: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+def input_arguments(fn: Function, inputs: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
     missing = [n for n in fn.input_names if n not in inputs]
     if missing:
         raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs")
     return tuple(_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs))
 
 
-def _extra_arguments(fn: Function, op: Operation, positions: tuple[int, ...], extra: Any) -> tuple[np.ndarray, ...]:
+def extra_arguments(fn: Function, op: Operation, positions: tuple[int, ...], extra: Any) -> tuple[np.ndarray, ...]:
     if op.extra is None:
         return ()
     if extra is None:

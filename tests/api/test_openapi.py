@@ -16,9 +16,11 @@ EXPORTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 DOCUMENT = json.loads(json.dumps(create_app().openapi()))
 OPERATIONS = [(path, method, op) for path, item in DOCUMENT["paths"].items() for method, op in item.items()]
 POSTS = [(path, op) for path, method, op in OPERATIONS if method == "post"]
+# Paths with a parameter (a linearize handle) need state first: tests/api/test_linearize.py runs them.
 EXAMPLES = [
     pytest.param(path, name, example["value"], id=f"{path}:{name}")
     for path, op in POSTS
+    if "{" not in path
     for name, example in op["requestBody"]["content"]["application/json"]["examples"].items()
 ]
 

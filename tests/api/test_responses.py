@@ -18,7 +18,7 @@ DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openap
 POST_EXAMPLES = [
     pytest.param(path, example["value"], id=f"{path}:{name}")
     for path, item in DOCUMENT["paths"].items()
-    if "post" in item
+    if "post" in item and "{" not in path  # a linearize handle's products need a handle first
     for name, example in item["post"]["requestBody"]["content"]["application/json"]["examples"].items()
 ]
 

@@ -107,13 +107,13 @@ def _decode_encoded(value: dict, allow_abstract: bool) -> np.ndarray | ShapedArr
     expected_bytes = math.prod(shape) * wire.itemsize
     # base64 length is known before decoding: refuse a mismatch without allocating.
     if len(value["data"]) != 4 * math.ceil(expected_bytes / 3):
-        raise ValueError(f"data should be the base64 of {expected_bytes} bytes for shape {shape} and dtype {dtype}")
+        raise ValueError(f"data should be the base64 of {expected_bytes:,} bytes for shape {shape} and dtype {dtype}")
     try:
         raw = base64.b64decode(value["data"], validate=True)
     except binascii.Error as error:
         raise ValueError(f"data is not valid base64: {error}") from None
     if len(raw) != expected_bytes:
-        raise ValueError(f"data holds {len(raw)} bytes; shape {shape} of {dtype} needs {expected_bytes}")
+        raise ValueError(f"data holds {len(raw):,} bytes; shape {shape} of {dtype} needs {expected_bytes:,}")
     return np.frombuffer(raw, dtype=wire).reshape(shape).astype(dtype)
 
 

@@ -1,8 +1,9 @@
 """RFC 9457 problem details for every error the service gives, in one place.
 
-Each kind of error has a stable `type` URI, ``https://gradserve.dev/problems/<kind>``:
-- the engine's kinds (syntax, unknown_name, unknown_op, arity, bad_param, shape, dtype, graph,
-  not_scalar, bad_wrt, bad_input, limit, numeric): 422. `limit` there is a budget of the
+Each kind of error has a stable `type` URI, ``https://gradserve.dev/problems/<kind>``, spelled
+with hyphens whichever side finds it:
+- the engine's kinds (syntax, unknown-name, unknown-op, arity, bad-param, shape, dtype, graph,
+  not-scalar, bad-wrt, bad-input, limit, numeric): 422. `limit` there is a budget of the
   function itself (nesting depth, operations, program steps), so 422 like any function the
   service cannot process; sizes are 413 `too-large`, whichever side finds them;
 - invalid-request (422, the request does not fit the schema), malformed-json (400),
@@ -14,6 +15,8 @@ Each kind of error has a stable `type` URI, ``https://gradserve.dev/problems/<ki
   with Retry-After), request-timeout (408: the body did not arrive in time), cors-refused (400).
 
 Every problem answered during a request carries its `request_id`, as in the X-Request-ID header.
+
+Counts in a `detail` are written with thousands separators (50,000,000), as the engine's are.
 """
 
 from __future__ import annotations
@@ -76,8 +79,10 @@ def engine_problem(error: EngineError) -> Response:
     node ids ("node 'c'") or source positions ("offset 12", "line 3, column 5")."""
     if error.kind == TOO_LARGE:
         return problem(413, "too-large", "Request too large", error.message, error.location)
-    return problem(422, error.kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message,
-                   error.location)  # fmt: skip
+    # The engine's kinds are Python identifiers (unknown_name); the problem types are spelled
+    # with hyphens, as the service's own are (unknown-name): one spelling for every kind.
+    kind = error.kind.replace("_", "-")
+    return problem(422, kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message, error.location)
 
 
 def json_pointer(loc: tuple[Any, ...]) -> str:
@@ -101,7 +106,7 @@ def _validation_problem(request: Request, error: RequestValidationError) -> Resp
         )
     listed = [{"location": json_pointer(tuple(i["loc"])), "detail": _message(i)} for i in issues]
     first = listed[0]
-    detail = first["detail"] + (f" (and {len(listed) - 1} more: see errors)" if len(listed) > 1 else "")
+    detail = first["detail"] + (f" (and {len(listed) - 1:,} more: see errors)" if len(listed) > 1 else "")
     return problem(422, "invalid-request", "Invalid request", detail, first["location"], errors=listed)
 
 
@@ -150,7 +155,7 @@ COMPUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: problem_response_doc("malformed-json: the body is not JSON"),
     415: problem_response_doc("unsupported-media-type: the body is not sent as application/json"),
     413: problem_response_doc("too-large: the body, an array, the result or an intermediate is over its limit"),
-    422: problem_response_doc("invalid-request, or an engine kind (syntax, shape, not_scalar, ...): see the type"),
+    422: problem_response_doc("invalid-request, or an engine kind (syntax, shape, not-scalar, ...): see the type"),
     500: problem_response_doc("worker-crashed, or internal"),
     503: problem_response_doc("overloaded (with Retry-After), or not-ready"),
     504: problem_response_doc("deadline-exceeded: the computation ran past the deadline and was stopped"),

@@ -410,7 +410,7 @@ class Builder:
         if not aval.shape and all(isinstance(a, Literal) for a in inputs):
             return _fold(primitive, inputs, params, aval)
         if self.max_equations is not None and len(self.equations) >= self.max_equations:
-            raise EngineError("limit", f"the function grew past {self.max_equations} operations", self.location)
+            raise EngineError("limit", f"the function grew past {self.max_equations:,} operations", self.location)
         out = Var(aval)
         origin = self.origin or Origin(primitive.name)
         eqn = Equation(primitive, inputs, tuple(sorted(params.items())), out, origin)

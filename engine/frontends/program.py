@@ -357,7 +357,7 @@ class _Runner(Evaluator):
         if self.steps > self.limits.max_steps:
             raise EngineError(
                 LIMIT,
-                f"the step budget of {self.limits.max_steps} statements and loop iterations "
+                f"the step budget of {self.limits.max_steps:,} statements and loop iterations "
                 "was exceeded; does a loop never end?",
                 self.source.of(node),
             )

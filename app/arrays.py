@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.ir import ShapedArray
+from engine.ir import ShapedArray, unrepresentable
 
 DTYPES = ("float64", "float32", "int64", "int32", "bool")
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -92,13 +92,15 @@ def _decode_encoded(value: dict, allow_abstract: bool) -> np.ndarray | ShapedArr
     expected = {"dtype", "shape", "data"}
     if keys - expected or not (keys == expected or (allow_abstract and keys == {"dtype", "shape"})):
         wanted = '{"dtype", "shape", "data"}' + (' (or {"dtype", "shape"} alone)' if allow_abstract else "")
-        raise ValueError(f"an encoded array has exactly the keys {wanted}; got {sorted(keys)}")
+        raise ValueError(f"an encoded array has exactly the keys {wanted}; got {reprlib.repr(sorted(keys))}")
     dtype, shape = value["dtype"], value["shape"]
     if dtype not in DTYPES:
         # reprlib bounds what is echoed back: the value is the client's, of any size or depth
         raise ValueError(f"dtype {reprlib.repr(dtype)} is not one of {', '.join(DTYPES)}")
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape) or len(shape) > MAX_NDIM:
         raise ValueError(f"shape must be a list of at most {MAX_NDIM} non-negative integers, got {reprlib.repr(shape)}")
+    if problem := unrepresentable(shape):
+        raise ValueError(problem)
     if "data" not in value:
         return ShapedArray(tuple(shape), dtype)
     if not isinstance(value["data"], str):

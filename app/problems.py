@@ -64,14 +64,27 @@ def problem(
     status: int, kind: str, title: str, detail: str, location: str | None = None, *,
     headers: dict[str, str] | None = None, errors: list[dict[str, str]] | None = None,
 ) -> Response:  # fmt: skip
-    body: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail}
+    """A problem response. Details and locations may repeat the client's own text (a path, an
+    input's name, a key), of any length: each is held to MAX_ECHO_CHARS here, whoever wrote it."""
+    body: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": bounded(detail)}
     if location is not None:
-        body["location"] = location
+        body["location"] = bounded(location)
     if errors:
-        body["errors"] = errors
+        body["errors"] = [{key: bounded(text) for key, text in error.items()} for error in errors]
     if (current_id := request_id.current.get()) is not None:
         body["request_id"] = current_id
     return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+MAX_ECHO_CHARS = 1000
+
+
+def bounded(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """`text`, or its beginning and end around "..." when it is longer than `limit`."""
+    if len(text) <= limit:
+        return text
+    kept = limit - 3
+    return text[: kept - kept // 2] + "..." + text[len(text) - kept // 2 :]
 
 
 def engine_problem(error: EngineError) -> Response:
@@ -124,10 +137,11 @@ def _message(issue: dict[str, Any]) -> str:
 def _http_problem(request: Request, error: HTTPException) -> Response:
     kind, title = _HTTP_KINDS.get(error.status_code, (f"http-{error.status_code}", "HTTP error"))
     detail = error.detail if isinstance(error.detail, str) else title
+    path = bounded(request.url.path, 100)
     if error.status_code == 404:
-        detail = f"no resource at {request.url.path}; the endpoints are listed at /docs"
+        detail = f"no resource at {path}; the endpoints are listed at /docs"
     elif error.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}"
+        detail = f"{bounded(request.method, 20)} is not allowed on {path}"
     return problem(error.status_code, kind, title, detail, headers=error.headers)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import reprlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -45,6 +46,19 @@ class ShapedArray:
 
     def __str__(self) -> str:
         return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+
+# numpy and cupy count an array's bytes (8 an element at most) in a signed 64-bit integer, and
+# check it for every shape, zero-size ones included: [0, 2**62] cannot be made either.
+_MAX_ELEMENTS = (2**63 - 1) // 8
+
+
+def unrepresentable(shape: Sequence[int]) -> str | None:
+    """Why no array can have this shape, in the user's words; None when one can."""
+    if math.prod(n for n in shape if n) <= _MAX_ELEMENTS:
+        return None
+    sizes = reprlib.repr(list(shape))
+    return f"no array can have the shape {sizes}: its sizes other than 0 multiply past {_MAX_ELEMENTS:,}"
 
 
 class _Operators:
@@ -181,7 +195,7 @@ def as_atom(value: Any) -> Atom:
         return value
     if isinstance(value, (bool, int, float)):
         return literal(value)
-    raise EngineError(BAD_PARAM, f"expected an array or a number, got {type(value).__name__}")
+    raise EngineError(BAD_PARAM, f"expected an array or a number, got {describe(value)}")
 
 
 def _holds_array(value: Any) -> bool:

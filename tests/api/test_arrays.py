@@ -99,12 +99,19 @@ async def test_non_finite_values_survive_base64(asgi_client):
         ({"dtype": "float64", "shape": [1.5], "data": ""}, "shape"),
         ({"dtype": "float64", "shape": [1], "data": "!!!!!!!!!!!="}, "base64"),
         ({"dtype": "float64", "shape": [1]}, "keys"),
+        ({"dtype": "float64", "shape": [0, 2**63], "data": ""}, "no array can have the shape [0, 9223372036854775808]"),
     ],
 )
 async def test_malformed_arrays_are_refused_with_their_location(asgi_client, value, message):
     response = await asgi_client.post("/v1/evaluate", json=request("x", x=value))
     body = assert_problem(response, 422, "invalid-request", "/inputs/x")
     assert message in body["detail"]
+
+
+async def test_a_shape_no_array_can_have_is_refused_in_validate_too(asgi_client):
+    body = {**request("x", x={"dtype": "float64", "shape": [0, 2**62]}), "operation": "grad"}
+    response = await asgi_client.post("/v1/validate", json=body)
+    assert "no array can have the shape" in assert_problem(response, 422, "invalid-request", "/inputs/x")["detail"]
 
 
 @pytest.mark.parametrize("encoding", ["json", "base64"])

@@ -121,6 +121,22 @@ async def test_a_body_that_is_not_json_is_415(client):
     assert "JSON object" in body["detail"]
 
 
+async def test_what_a_problem_repeats_of_the_request_is_bounded(client):
+    """A 60 KB path, or an input named with 70 KB, is not echoed back whole."""
+    response = await client.get("/v1/" + "x" * 60_000)
+    assert len(assert_problem(response, 404, "not-found")["detail"]) < 200
+    response = await client.post("/v1/evaluate", json={"function": {"expression": "y"}, "inputs": {"x" * 70_000: 1.0}})
+    assert len(response.content) < 3000
+    assert_problem(response, 422, "unknown-name", "offset 0")
+
+
+async def test_a_value_is_described_in_the_users_words(client):
+    program = "def f(x):\n    return reshape(x, x)\n"
+    response = await client.post("/v1/evaluate", json={"function": {"program": program}, "inputs": {"x": [2.0, 1.0]}})
+    body = assert_problem(response, 422, "bad-param", "line 2, column 12")
+    assert body["detail"] == "a shape is a tuple of integers, got an array of shape [2]"
+
+
 async def test_unknown_path_is_404_and_wrong_method_405(client):
     assert_problem(await client.get("/v1/nothing"), 404, "not-found")
     response = await client.get("/v1/grad")

@@ -116,7 +116,18 @@ def _decode_encoded(value: dict, allow_abstract: bool) -> np.ndarray | ShapedArr
         raise ValueError(f"data is not valid base64: {error}") from None
     if len(raw) != expected_bytes:
         raise ValueError(f"data holds {len(raw):,} bytes; shape {shape} of {dtype} needs {expected_bytes:,}")
+    if dtype == "bool":
+        _check_bool_bytes(raw, shape)
     return np.frombuffer(raw, dtype=wire).reshape(shape).astype(dtype)
+
+
+def _check_bool_bytes(raw: bytes, shape: list[int]) -> None:
+    """numpy reads any byte as a bool and keeps it: a 2 prints as True but is not equal to True."""
+    bytes_over_one = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) > 1)
+    if bytes_over_one.size:
+        first = int(bytes_over_one[0])
+        index = [int(i) for i in np.unravel_index(first, shape)]
+        raise ValueError(f"element {index} is the byte {raw[first]}; bool bytes are 0 (false) or 1 (true)")
 
 
 def encode(array: np.ndarray, encoding: str) -> Any:

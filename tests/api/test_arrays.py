@@ -99,6 +99,8 @@ async def test_non_finite_values_survive_base64(asgi_client):
         ({"dtype": "float64", "shape": [1.5], "data": ""}, "shape"),
         ({"dtype": "float64", "shape": [1], "data": "!!!!!!!!!!!="}, "base64"),
         ({"dtype": "float64", "shape": [1]}, "keys"),
+        ({"dtype": "bool", "shape": [3], "data": "AQAC"}, "element [2] is the byte 2; bool bytes are 0 (false) or 1"),
+        ({"dtype": "bool", "shape": [2, 2], "data": "AAH/AA=="}, "element [1, 0] is the byte 255"),
         ({"dtype": "float64", "shape": [0, 2**63], "data": ""}, "no array can have the shape [0, 9223372036854775808]"),
     ],
 )

@@ -131,7 +131,8 @@ def _check_bool_bytes(raw: bytes, shape: list[int]) -> None:
 
 
 def encode(array: np.ndarray, encoding: str) -> Any:
-    """An array as the response writes it: something orjson serialises with OPT_SERIALIZE_NUMPY."""
+    """An array as the response writes it: something orjson serialises with OPT_SERIALIZE_NUMPY,
+    which writes float32 with the shortest digits that read back as the same float32 (0.9)."""
     array = np.asarray(array)
     if encoding == "base64":
         data = np.ascontiguousarray(array, dtype=_WIRE[array.dtype.name]).tobytes()
@@ -139,12 +140,17 @@ def encode(array: np.ndarray, encoding: str) -> Any:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         return _with_non_finite_strings(array)
     if array.ndim == 0:
-        return array.item()
+        return array[()]  # a numpy scalar: orjson writes a float32 with float32's shortest digits
     return np.ascontiguousarray(array)
 
 
 def _with_non_finite_strings(array: np.ndarray) -> Any:
-    cells = array.astype(object)
+    if array.dtype == np.float32:
+        # astype(object) makes Python floats, which orjson writes with float64's digits
+        # (0.9000000357627869 for float32's 0.9): float32 cells stay numpy scalars.
+        cells = np.array(list(array.flat), dtype=object).reshape(array.shape)
+    else:
+        cells = array.astype(object)
     cells[np.isnan(array)] = "NaN"
     cells[np.isposinf(array)] = "Infinity"
     cells[np.isneginf(array)] = "-Infinity"

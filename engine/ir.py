@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from engine.errors import BAD_PARAM, SHAPE, EngineError
+from engine.errors import BAD_PARAM, NUMERIC, SHAPE, EngineError
 
 FLOAT_DTYPES = ("float32", "float64")
 INT_DTYPES = ("int32", "int64")
@@ -422,7 +422,10 @@ class Builder:
             location = self.location or f"equation {len(self.equations)}"
             raise EngineError(SHAPE, f"{self.origin or primitive.name}: {error}", location) from None
         if not aval.shape and all(isinstance(a, Literal) for a in inputs):
-            return _fold(primitive, inputs, params, aval)
+            try:
+                return _fold(primitive, inputs, params, aval)
+            except ArithmeticError as error:
+                raise EngineError(NUMERIC, f"{self.origin or primitive.name} failed: {error}", self.location) from None
         if self.max_equations is not None and len(self.equations) >= self.max_equations:
             raise EngineError("limit", f"the function grew past {self.max_equations:,} operations", self.location)
         out = Var(aval)
@@ -440,11 +443,12 @@ class Builder:
 def _fold(primitive: Primitive, inputs: tuple[Literal, ...], params: dict[str, Any], aval: ShapedArray):
     """Compute a scalar made only of constants now, so rules like `2 * 1.0` leave no
     equation behind."""
-    from engine import backend
+    from engine import backend, integers
 
     xp = backend.host()
+    impl = integers.checked(primitive.impl, aval.dtype)
     with backend.quiet():
-        value = primitive.impl(xp, *(xp.asarray(a.value, dtype=getattr(xp, a.dtype)) for a in inputs), **params)
+        value = impl(xp, *(xp.asarray(a.value, dtype=getattr(xp, a.dtype)) for a in inputs), **params)
     return Literal(xp.asarray(value).item(), aval.dtype)
 
 

@@ -25,6 +25,12 @@ class ServiceError(Exception):
         return {}
 
 
+class MalformedJsonError(ServiceError):
+    kind = "malformed-json"
+    status = 400
+    title = "Malformed request"
+
+
 class OverloadedError(ServiceError):
     kind = "overloaded"
     status = 503

@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from app import request_id
+from app.bodies import is_json
 from app.errors import ServiceError
 from engine.errors import TOO_LARGE, EngineError
 
@@ -105,18 +106,11 @@ def json_pointer(loc: tuple[Any, ...]) -> str:
 
 
 def _validation_problem(request: Request, error: RequestValidationError) -> Response:
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if not (content_type == "application/json" or content_type.endswith("+json")):
-        detail = f"the body is sent as {content_type}; send JSON with Content-Type: application/json"
+    content_type = request.headers.get("content-type", "application/json")
+    if not is_json(content_type):
+        detail = f"the body is sent as {bounded(content_type, 100)}; send JSON with Content-Type: application/json"
         return problem(415, "unsupported-media-type", "Unsupported media type", detail)
     issues = error.errors()
-    if any(issue["type"] == "json_invalid" for issue in issues):
-        issue = issues[0]
-        reason = issue.get("ctx", {}).get("error", "invalid JSON")
-        at = issue["loc"][-1] if len(issue["loc"]) > 1 else "?"
-        return problem(
-            400, "malformed-json", "Malformed request", f"the body is not valid JSON: {reason} (at byte {at})"
-        )
     listed = [{"location": json_pointer(tuple(i["loc"])), "detail": _message(i)} for i in issues]
     first = listed[0]
     detail = first["detail"] + (f" (and {len(listed) - 1:,} more: see errors)" if len(listed) > 1 else "")

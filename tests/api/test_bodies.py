@@ -1,0 +1,68 @@
+"""Request bodies: large ones read without stalling the event loop, and arrays over the
+element limit refused before parsing, with their location."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.api.conftest import assert_problem, serve_in_process
+
+pytestmark = pytest.mark.anyio
+
+JSON = {"content-type": "application/json"}
+
+
+def zeros(elements: int) -> bytes:
+    """A request summing a JSON array of `elements` zeros: two bytes a number."""
+    return b'{"function": {"expression": "sum(x)"}, "inputs": {"x": [' + b"0," * (elements - 1) + b"0]}}"
+
+
+@pytest.fixture(scope="module")
+async def small(anyio_backend):
+    async with serve_in_process(max_body_bytes=4000, max_array_elements=100) as client:
+        yield client
+
+
+async def test_health_is_answered_while_large_bodies_are_read(anyio_backend):
+    """Four 16 MB bodies of 8 million numbers each, posted at once: decoded on the event loop,
+    each held it for over a second before its 413; now each is measured from its bytes, off
+    the loop, and refused in tens of milliseconds."""
+    async with serve_in_process(max_array_elements=1_000_000) as client:
+        body = zeros(8_000_000)
+        posted = [asyncio.ensure_future(client.post("/v1/evaluate", content=body, headers=JSON)) for _ in range(4)]
+        latencies = []
+        while not all(post.done() for post in posted):
+            started = time.perf_counter()
+            assert (await client.get("/healthz")).status_code == 200
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.01)
+        for post in posted:
+            problem = assert_problem(post.result(), 413, "too-large", "/inputs/x")
+            assert problem["detail"] == "the array has 8,000,000 elements; the limit is 1,000,000"
+    assert max(latencies) < 0.5, latencies
+
+
+@pytest.mark.parametrize(
+    ("field", "location"),
+    [
+        ({"inputs": {"x": [1.0] * 101}}, "/inputs/x"),
+        ({"inputs": {"x": [[1.0] * 11] * 10}}, "/inputs/x"),  # 110 in nested lists
+        ({"inputs": {"x": [1.0], "y~/": ["NaN"] * 101}}, "/inputs/y~0~1"),
+        ({"inputs": {"x": [1.0]}, "cotangent": [1.0] * 101}, "/cotangent"),
+        ({"inputs": {"x": [1.0]}, "tangents": {"x": [1.0] * 101}}, "/tangents/x"),
+    ],
+)
+async def test_a_json_array_over_the_element_limit_is_refused_with_its_location(small, field, location):
+    body = {"function": {"expression": "x"}, **field}
+    assert_problem(await small.post("/v1/vjp", json=body), 413, "too-large", location)
+
+
+async def test_an_array_of_objects_is_not_counted_as_an_array_of_numbers(small):
+    """A graph of 40 nodes has more than 100 commas in its list of nodes: not 100 values."""
+    nodes = [{"id": f"n{i}", "op": "sin", "args": ["x" if i == 0 else f"n{i - 1}"]} for i in range(40)]
+    body = {"function": {"graph": {"inputs": ["x"], "nodes": nodes, "output": "n39"}}, "inputs": {"x": 0.5}}
+    response = await small.post("/v1/evaluate", json=body)
+    assert response.status_code == 200, response.text

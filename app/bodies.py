@@ -2,8 +2,9 @@
 
 A body is outlined (app.jsontext) so that an array over the element limit is refused before
 anything is parsed, then parsed (orjson: several times faster than the standard library on
-large arrays, and strict, refusing the bare NaN that json.loads accepts) and validated
-against the endpoint's model. A small body takes well under a millisecond and is read in
+large arrays, and strict, refusing the bare NaN that json.loads accepts), checked for keys
+given twice (which orjson accepts, the last one winning), and validated against the
+endpoint's model. A small body takes well under a millisecond and is read in
 place. A large one is read in a thread, one at a time: its parsing and validation hold the
 GIL in steps of a fraction of a second, between which the event loop answers health checks
 and small requests, and its Python objects (some twenty times the body's size) are held for
@@ -60,6 +61,9 @@ class BodyReader:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
             raise MalformedJsonError(f"the body is not valid JSON: {error.msg} (at byte {error.pos:,})") from None
+        if outlined is not None and (path := jsontext.duplicate_key(outlined)):
+            detail = f"the key {path[-1]!r} appears twice in this object; give it once (parsers differ on which counts)"
+            raise RequestValidationError([{"type": "duplicate_key", "loc": ("body", *path), "msg": detail}])
         value, errors = model.validate(document, {}, loc=("body",))
         if errors:
             raise RequestValidationError(errors, body=document)

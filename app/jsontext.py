@@ -1,12 +1,13 @@
 """An outline of a JSON text, from a few vectorised passes over its bytes (numpy): where each
-array and object opens and closes, and how many values each array holds, all without
-building a Python object per value.
+array and object opens and closes, how many values each array holds, and the keys of each
+object, all without building a Python object per value.
 
 Parsed into Python objects, a 32 MB body of numbers takes seconds and twenty times its size
 in memory, holding the GIL throughout; its outline takes tens of milliseconds and a few bytes
-a byte. So an array over the size limit is refused before the body is parsed.
+a byte. So an array over the size limit is refused before the body is parsed, and keys given
+twice, which the parser (orjson) accepts silently, the last one winning, are found.
 
-Brackets and commas count only outside strings, and a string is delimited by quotes
+Brackets, commas and colons count only outside strings, and a string is delimited by quotes
 that no odd run of backslashes escapes. On text that is not JSON the outline may be None, or
 meaningless: it is only trusted as far as the parser then agrees.
 """
@@ -37,6 +38,7 @@ class Outline:
     # For the stretch of text after each bracket, up to the next one: the index of the
     # innermost bracket open there (-1 outside every one).
     container: np.ndarray
+    colons: np.ndarray  # positions of the colons outside strings: one after each key
 
 
 def outline(text: bytes) -> Outline | None:
@@ -65,7 +67,8 @@ def outline(text: bytes) -> Outline | None:
     last_open = np.maximum.accumulate(np.where(opens[by_depth], np.arange(len(brackets)), -1))
     container = np.empty(len(brackets), dtype=np.intp)
     container[by_depth] = np.where(last_open >= 0, by_depth[last_open], -1)
-    return Outline(text, data, quotes, brackets, kinds, partner, container)
+    colons = _outside_strings(quotes, np.flatnonzero(data == ord(_COLON)))
+    return Outline(text, data, quotes, brackets, kinds, partner, container, colons)
 
 
 def _any_of(data: np.ndarray, characters: bytes) -> np.ndarray:
@@ -121,6 +124,21 @@ def largest_array(outlined: Outline, limit: int) -> tuple[Path, int] | None:
         if values > limit:
             return path_to(outlined, array), values
         counted_to = end
+    return None
+
+
+def duplicate_key(outlined: Outline) -> Path | None:
+    """The path of the first key that repeats an earlier key of its object, or None."""
+    closing = np.searchsorted(outlined.quotes, outlined.colons) - 1
+    owners = outlined.container[np.searchsorted(outlined.brackets, outlined.colons) - 1]
+    seen: set[tuple[int, str]] = set()
+    for owner, start, end in zip(
+        owners.tolist(), outlined.quotes[closing - 1].tolist(), outlined.quotes[closing].tolist()
+    ):
+        key = _key(outlined.text, start, end)
+        if (owner, key) in seen:
+            return (*path_to(outlined, owner), key)
+        seen.add((owner, key))
     return None
 
 

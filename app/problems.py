@@ -6,10 +6,10 @@ with hyphens whichever side finds it:
   not-scalar, bad-wrt, bad-input, limit, numeric): 422. `limit` there is a budget of the
   function itself (nesting depth, operations, program steps), so 422 like any function the
   service cannot process; sizes are 413 `too-large`, whichever side finds them;
-- invalid-request (422, the request does not fit the schema), malformed-json (400),
-  unsupported-media-type (415, a body that is not JSON), too-large (413), not-found (404),
-  method-not-allowed (405), overloaded (503 with
-  Retry-After), not-ready (503), deadline-exceeded (504: the worker was stopped and replaced),
+- invalid-request (422, the request does not fit the schema, or gives a key twice),
+  malformed-json (400), unsupported-media-type (415, a body that is not JSON), too-large
+  (413), not-found (404), method-not-allowed (405), overloaded (503 with Retry-After),
+  not-ready (503), deadline-exceeded (504: the worker was stopped and replaced),
   worker-crashed (500), internal (500, never with a traceback);
 - the security options' kinds: unauthorized (401 with WWW-Authenticate), rate-limited (429
   with Retry-After), request-timeout (408: the body did not arrive in time), cors-refused (400).
@@ -163,7 +163,9 @@ COMPUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: problem_response_doc("malformed-json: the body is not JSON"),
     415: problem_response_doc("unsupported-media-type: the body is not sent as application/json"),
     413: problem_response_doc("too-large: the body, an array, the result or an intermediate is over its limit"),
-    422: problem_response_doc("invalid-request, or an engine kind (syntax, shape, not-scalar, ...): see the type"),
+    422: problem_response_doc(
+        "invalid-request (a key given twice included), or an engine kind (syntax, shape, not-scalar, ...): see the type"
+    ),
     500: problem_response_doc("worker-crashed, or internal"),
     503: problem_response_doc("overloaded (with Retry-After), or not-ready"),
     504: problem_response_doc("deadline-exceeded: the computation ran past the deadline and was stopped"),

@@ -1,5 +1,5 @@
-"""Request bodies: large ones read without stalling the event loop, and arrays over the
-element limit refused before parsing, with their location."""
+"""Request bodies: large ones read without stalling the event loop, arrays over the element
+limit refused before parsing with their location, and keys given twice refused."""
 
 from __future__ import annotations
 
@@ -66,3 +66,28 @@ async def test_an_array_of_objects_is_not_counted_as_an_array_of_numbers(small):
     body = {"function": {"graph": {"inputs": ["x"], "nodes": nodes, "output": "n39"}}, "inputs": {"x": 0.5}}
     response = await small.post("/v1/evaluate", json=body)
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("text", "location"),
+    [
+        (b'{"function": {"expression": "x"}, "inputs": {"x": 1.0, "x": 2.0}}', "/inputs/x"),
+        (b'{"function": {"expression": "x"}, "inputs": {"x": 1.0}, "inputs": {"x": 2.0}}', "/inputs"),
+        (b'{"function": {"expression": "x", "expression": "2 * x"}, "inputs": {"x": 1.0}}', "/function/expression"),
+        (b'{"function": {"expression": "x"}, "inputs": {"x": 1.0, "\\u0078": 2.0}}', "/inputs/x"),
+        (b'{"function": {"graph": {"inputs": ["x"], "nodes": [{"id": "a", "op": "sin", "args": ["x"]}, '
+         b'{"id": "b", "op": "cos", "op": "sin", "args": ["a"]}], "output": "b"}}, "inputs": {"x": 1.0}}',
+         "/function/graph/nodes/1/op"),
+    ],
+)  # fmt: skip
+async def test_a_key_given_twice_is_refused_with_its_location(client, text, location):
+    response = await client.post("/v1/evaluate", content=text, headers=JSON)
+    body = assert_problem(response, 422, "invalid-request", location)
+    assert "appears twice" in body["detail"]
+
+
+async def test_keys_that_only_look_alike_are_not_duplicates(client):
+    text = b'{"function": {"expression": "x + y"}, "inputs": {"x": 1.0, "y": 2.0, "x\\"": 3.0}}'
+    response = await client.post("/v1/evaluate", content=text, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["value"] == 3.0

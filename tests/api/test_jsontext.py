@@ -1,6 +1,6 @@
 """The outline of a JSON text against the parsed document: generated texts (strings full of
-quotes, backslashes, brackets, commas and colons; random whitespace), compared with a walk
-over the document they were written from."""
+quotes, backslashes, brackets, commas and colons; objects that may repeat keys; random
+whitespace), each check compared with a walk over what orjson and json parse."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 from app import jsontext
 
-# Keys and strings that imitate structure.
+# Keys and strings that imitate structure, and two spellings of the same key ("a", "\u0061").
 TRICKY = st.sampled_from(["a", "b", '"', "\\", '\\"', "[", "]", "{", "}", ",", ":", "x,y", "é", "\u2028"])
 SCALARS = st.one_of(st.integers(-5, 5), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(),
                     TRICKY)  # fmt: skip
 
 
 class Pairs(list):
-    """An object as written: its key-value pairs in order."""
+    """An object as written: its key-value pairs in order, repeats allowed."""
 
 
 VALUES = st.recursive(
@@ -37,7 +37,26 @@ def write(value, space: str) -> str:
         return "{" + f",{space}".join(f"{write(k, space)}:{space}{write(v, space)}" for k, v in value) + "}"
     if isinstance(value, list):
         return "[" + f",{space}".join(write(v, space) for v in value) + "]"
+    if isinstance(value, str) and value == "a" and space:
+        return '"\\u0061"'  # the same key, spelled otherwise
     return json.dumps(value)
+
+
+def first_duplicate(value, path=()):
+    """The first key, in the text's order, that repeats an earlier key of its object."""
+    if isinstance(value, Pairs):
+        seen = set()
+        for key, child in value:
+            if key in seen:
+                return (*path, key)
+            seen.add(key)
+            if found := first_duplicate(child, (*path, key)):
+                return found
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            if found := first_duplicate(child, (*path, index)):
+                return found
+    return None
 
 
 def values_in(array) -> int | None:
@@ -81,6 +100,7 @@ def test_the_outline_agrees_with_the_parsed_document(document, space, limit):
     assert orjson.loads(text) is not None  # the text is JSON
     outlined = jsontext.outline(text)
     assert outlined is not None
+    assert jsontext.duplicate_key(outlined) == first_duplicate(document)
     assert jsontext.largest_array(outlined, limit) == first_array_over(document, limit)
 
 

@@ -31,6 +31,17 @@ class MalformedJsonError(ServiceError):
     title = "Malformed request"
 
 
+class UnsupportedContentEncodingError(ServiceError):
+    kind = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 9110, 15.5.16: a 415 for a content coding says which codings would be accepted.
+        return {"Accept-Encoding": "gzip, deflate"}
+
+
 class OverloadedError(ServiceError):
     kind = "overloaded"
     status = 503

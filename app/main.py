@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = pool
     app.state.metrics = metrics
     app.state.dispatcher = dispatcher
-    app.state.bodies = BodyReader(settings.limits())
+    app.state.bodies = BodyReader(settings.limits(), settings.max_body_bytes)
     problems.install(app)
     middleware.install(app, metrics, settings)
     for module in (compute, catalogue, health):

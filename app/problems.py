@@ -7,10 +7,11 @@ with hyphens whichever side finds it:
   function itself (nesting depth, operations, program steps), so 422 like any function the
   service cannot process; sizes are 413 `too-large`, whichever side finds them;
 - invalid-request (422, the request does not fit the schema, or gives a key twice),
-  malformed-json (400), unsupported-media-type (415, a body that is not JSON), too-large
-  (413), not-found (404), method-not-allowed (405), overloaded (503 with Retry-After),
-  not-ready (503), deadline-exceeded (504: the worker was stopped and replaced),
-  worker-crashed (500), internal (500, never with a traceback);
+  malformed-json (400, or compressed data that does not inflate), unsupported-media-type (415,
+  a body that is not JSON, or compressed otherwise than with gzip or deflate), too-large (413),
+  not-found (404), method-not-allowed (405), overloaded (503 with Retry-After), not-ready
+  (503), deadline-exceeded (504: the worker was stopped and replaced), worker-crashed (500),
+  internal (500, never with a traceback);
 - the security options' kinds: unauthorized (401 with WWW-Authenticate), rate-limited (429
   with Retry-After), request-timeout (408: the body did not arrive in time), cors-refused (400).
 
@@ -160,9 +161,14 @@ def problem_response_doc(description: str) -> dict[str, Any]:
 
 # The problem responses each endpoint declares in OpenAPI.
 COMPUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: problem_response_doc("malformed-json: the body is not JSON"),
-    415: problem_response_doc("unsupported-media-type: the body is not sent as application/json"),
-    413: problem_response_doc("too-large: the body, an array, the result or an intermediate is over its limit"),
+    400: problem_response_doc("malformed-json: the body is not JSON (or its gzip or deflate data is broken)"),
+    415: problem_response_doc(
+        "unsupported-media-type: the body is not sent as application/json, or its Content-Encoding is neither "
+        "gzip nor deflate (the answer's Accept-Encoding lists them)"
+    ),
+    413: problem_response_doc(
+        "too-large: the body (inflated, if compressed), an array, the result or an intermediate is over its limit"
+    ),
     422: problem_response_doc(
         "invalid-request (a key given twice included), or an engine kind (syntax, shape, not-scalar, ...): see the type"
     ),

@@ -18,7 +18,7 @@ class OrjsonRequest(Request):
         raw = await self.body()
         # The same condition as FastAPI's for parsing a body: otherwise it answers (415, 422).
         if raw and bodies.is_json(self.headers.get("content-type")):
-            self._json = await self.app.state.bodies.read(raw, model)
+            self._json = await self.app.state.bodies.read(raw, self.headers.get("content-encoding"), model)
 
     async def json(self) -> Any:
         return self._json

@@ -1,14 +1,18 @@
 """Request bodies: large ones read without stalling the event loop, arrays over the element
-limit refused before parsing with their location, and keys given twice refused."""
+limit refused before parsing with their location, keys given twice refused, and compressed
+bodies inflated within the body limit (or refused with 415 when the coding is unknown)."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
+import zlib
 
+import orjson
 import pytest
 
-from tests.api.conftest import assert_problem, serve_in_process
+from tests.api.conftest import array, assert_problem, serve_in_process
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +95,36 @@ async def test_keys_that_only_look_alike_are_not_duplicates(client):
     response = await client.post("/v1/evaluate", content=text, headers=JSON)
     assert response.status_code == 200, response.text
     assert response.json()["value"] == 3.0
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_a_compressed_body_is_inflated(client, coding):
+    text = orjson.dumps({"function": {"expression": "sum(x * x)"}, "inputs": {"x": [1.0, 2.0, 3.0]}})
+    compressed = gzip.compress(text) if coding == "gzip" else zlib.compress(text)
+    response = await client.post("/v1/grad", content=compressed, headers={**JSON, "content-encoding": coding})
+    assert response.status_code == 200, response.text
+    assert array(response.json()["gradient"]["x"]).tolist() == [2.0, 4.0, 6.0]
+
+
+async def test_a_compressed_body_is_held_to_the_body_limit_once_inflated(small):
+    bomb = gzip.compress(b'{"function": {"expression": "x"}, "inputs": {"x": 1.0}, "pad": "' + b" " * 10_000 + b'"}')
+    assert len(bomb) < 4000
+    response = await small.post("/v1/evaluate", content=bomb, headers={**JSON, "content-encoding": "gzip"})
+    assert "4,000 bytes" in assert_problem(response, 413, "too-large")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [(b"not gzip at all", "not valid gzip data"), (gzip.compress(b'{"a": 1}')[:-12], "ends before its end")],
+)
+async def test_a_broken_compressed_body_is_400(client, content, detail):
+    response = await client.post("/v1/evaluate", content=content, headers={**JSON, "content-encoding": "gzip"})
+    assert detail in assert_problem(response, 400, "malformed-json")["detail"]
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip"])
+async def test_an_unknown_content_encoding_is_415(client, coding):
+    text = orjson.dumps({"function": {"expression": "x"}, "inputs": {"x": 1.0}})
+    response = await client.post("/v1/evaluate", content=text, headers={**JSON, "content-encoding": coding})
+    assert_problem(response, 415, "unsupported-media-type")
+    assert response.headers["accept-encoding"] == "gzip, deflate"

@@ -11,7 +11,8 @@ with hyphens whichever side finds it:
   a body that is not JSON, or compressed otherwise than with gzip or deflate), too-large (413),
   not-found (404), method-not-allowed (405), overloaded (503 with Retry-After), not-ready
   (503), deadline-exceeded (504: the worker was stopped and replaced), worker-crashed (500),
-  internal (500, never with a traceback);
+  internal (500, never with a traceback), malformed-http (400: bytes that are not an HTTP
+  request, answered by the server's protocol in app.server);
 - the security options' kinds: unauthorized (401 with WWW-Authenticate), rate-limited (429
   with Retry-After), request-timeout (408: the body did not arrive in time), cors-refused (400).
 

@@ -3,10 +3,13 @@ applies, a location; bad input is never a 5xx."""
 
 from __future__ import annotations
 
+import json
+import socket
+
 import httpx
 import pytest
 
-from tests.api.conftest import assert_problem, b64
+from tests.api.conftest import TYPE_BASE, assert_problem, b64
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +157,20 @@ async def test_an_unexpected_failure_is_500_without_a_traceback(asgi_client, mon
         response = await client.post("/v1/evaluate", json=expression("x"))
     body = assert_problem(response, 500, "internal")
     assert "secret" not in response.text and "location" not in body
+
+
+@pytest.mark.parametrize(
+    "request_bytes", [b"NOT HTTP AT ALL\r\n\r\n", b"POST /v1/grad HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n"]
+)
+def test_bytes_that_are_not_http_are_answered_with_a_problem(server_url, request_bytes):
+    host, port = server_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert problem["type"] == TYPE_BASE + "malformed-http" and problem["status"] == 400 and problem["detail"]

@@ -78,7 +78,7 @@ class Admission:
         expected = self.expected_seconds(lane)
         if admitted >= self.max_admitted:
             raise OverloadedError(
-                f"{admitted} requests are admitted, the most this service holds at once; retry shortly",
+                f"{admitted:,} requests are admitted, the most this service holds at once; retry shortly",
                 retry_after=_whole_seconds(expected),
             )
         if expected > self.deadline_seconds:
@@ -115,7 +115,7 @@ class Gate:
     @asynccontextmanager
     async def enter(self) -> AsyncIterator[None]:
         if self.waiting >= self.max_waiting:
-            raise OverloadedError(f"{self.waiting} requests are waiting to be {self.what}; retry shortly")
+            raise OverloadedError(f"{self.waiting:,} requests are waiting to be {self.what}; retry shortly")
         self.waiting += 1
         try:
             await self._inside.acquire()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.ir import ShapedArray
+from engine.ir import ShapedArray, unrepresentable
 
 DTYPES = ("float64", "float32", "int64", "int32", "bool")
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -92,13 +92,15 @@ def _decode_encoded(value: dict, allow_abstract: bool) -> np.ndarray | ShapedArr
     expected = {"dtype", "shape", "data"}
     if keys - expected or not (keys == expected or (allow_abstract and keys == {"dtype", "shape"})):
         wanted = '{"dtype", "shape", "data"}' + (' (or {"dtype", "shape"} alone)' if allow_abstract else "")
-        raise ValueError(f"an encoded array has exactly the keys {wanted}; got {sorted(keys)}")
+        raise ValueError(f"an encoded array has exactly the keys {wanted}; got {reprlib.repr(sorted(keys))}")
     dtype, shape = value["dtype"], value["shape"]
     if dtype not in DTYPES:
         # reprlib bounds what is echoed back: the value is the client's, of any size or depth
         raise ValueError(f"dtype {reprlib.repr(dtype)} is not one of {', '.join(DTYPES)}")
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape) or len(shape) > MAX_NDIM:
         raise ValueError(f"shape must be a list of at most {MAX_NDIM} non-negative integers, got {reprlib.repr(shape)}")
+    if problem := unrepresentable(shape):
+        raise ValueError(problem)
     if "data" not in value:
         return ShapedArray(tuple(shape), dtype)
     if not isinstance(value["data"], str):
@@ -107,18 +109,30 @@ def _decode_encoded(value: dict, allow_abstract: bool) -> np.ndarray | ShapedArr
     expected_bytes = math.prod(shape) * wire.itemsize
     # base64 length is known before decoding: refuse a mismatch without allocating.
     if len(value["data"]) != 4 * math.ceil(expected_bytes / 3):
-        raise ValueError(f"data should be the base64 of {expected_bytes} bytes for shape {shape} and dtype {dtype}")
+        raise ValueError(f"data should be the base64 of {expected_bytes:,} bytes for shape {shape} and dtype {dtype}")
     try:
         raw = base64.b64decode(value["data"], validate=True)
     except binascii.Error as error:
         raise ValueError(f"data is not valid base64: {error}") from None
     if len(raw) != expected_bytes:
-        raise ValueError(f"data holds {len(raw)} bytes; shape {shape} of {dtype} needs {expected_bytes}")
+        raise ValueError(f"data holds {len(raw):,} bytes; shape {shape} of {dtype} needs {expected_bytes:,}")
+    if dtype == "bool":
+        _check_bool_bytes(raw, shape)
     return np.frombuffer(raw, dtype=wire).reshape(shape).astype(dtype)
 
 
+def _check_bool_bytes(raw: bytes, shape: list[int]) -> None:
+    """numpy reads any byte as a bool and keeps it: a 2 prints as True but is not equal to True."""
+    bytes_over_one = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) > 1)
+    if bytes_over_one.size:
+        first = int(bytes_over_one[0])
+        index = [int(i) for i in np.unravel_index(first, shape)]
+        raise ValueError(f"element {index} is the byte {raw[first]}; bool bytes are 0 (false) or 1 (true)")
+
+
 def encode(array: np.ndarray, encoding: str) -> Any:
-    """An array as the response writes it: something orjson serialises with OPT_SERIALIZE_NUMPY."""
+    """An array as the response writes it: something orjson serialises with OPT_SERIALIZE_NUMPY,
+    which writes float32 with the shortest digits that read back as the same float32 (0.9)."""
     array = np.asarray(array)
     if encoding == "base64":
         data = np.ascontiguousarray(array, dtype=_WIRE[array.dtype.name]).tobytes()
@@ -126,12 +140,17 @@ def encode(array: np.ndarray, encoding: str) -> Any:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         return _with_non_finite_strings(array)
     if array.ndim == 0:
-        return array.item()
+        return array[()]  # a numpy scalar: orjson writes a float32 with float32's shortest digits
     return np.ascontiguousarray(array)
 
 
 def _with_non_finite_strings(array: np.ndarray) -> Any:
-    cells = array.astype(object)
+    if array.dtype == np.float32:
+        # astype(object) makes Python floats, which orjson writes with float64's digits
+        # (0.9000000357627869 for float32's 0.9): float32 cells stay numpy scalars.
+        cells = np.array(list(array.flat), dtype=object).reshape(array.shape)
+    else:
+        cells = array.astype(object)
     cells[np.isnan(array)] = "NaN"
     cells[np.isposinf(array)] = "Infinity"
     cells[np.isneginf(array)] = "-Infinity"

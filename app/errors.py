@@ -25,6 +25,23 @@ class ServiceError(Exception):
         return {}
 
 
+class MalformedJsonError(ServiceError):
+    kind = "malformed-json"
+    status = 400
+    title = "Malformed request"
+
+
+class UnsupportedContentEncodingError(ServiceError):
+    kind = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 9110, 15.5.16: a 415 for a content coding says which codings would be accepted.
+        return {"Accept-Encoding": "gzip, deflate"}
+
+
 class OverloadedError(ServiceError):
     kind = "overloaded"
     status = 503

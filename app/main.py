@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import middleware, problems, security
+from app.bodies import BodyReader
 from app.dispatch import Dispatcher
 from app.metrics import Metrics
 from app.pool import LocalPool
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = pool
     app.state.metrics = metrics
     app.state.dispatcher = dispatcher
+    app.state.bodies = BodyReader(settings.limits(), settings.max_body_bytes)
     problems.install(app)
     middleware.install(app, metrics, settings)
     for module in (compute, linearize, catalogue, health):

@@ -68,6 +68,17 @@ class GuardedH11Protocol(H11Protocol):
             self.header_timer.cancel()
             self.header_timer = None
 
+    def send_400_response(self, msg: str) -> None:
+        """The answer to bytes h11 cannot read as a request, as a problem like every other
+        error (uvicorn's own is text/plain); the connection is then closed, as uvicorn does."""
+        detail = "the request is not valid HTTP/1.1 (its request line, headers or framing); the connection is closed"
+        answer = problem(400, "malformed-http", "Malformed request", detail)
+        headers = [(b"content-type", answer.media_type.encode()), (b"content-length", b"%d" % len(answer.body)),
+                   (b"connection", b"close")]  # fmt: skip
+        for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=answer.body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
     def _headers_overdue(self) -> None:
         self.header_timer = None
         if self.conn.their_state is h11.IDLE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine import backend
+from engine import backend, integers
 from engine.cache import TRANSFORMS
 from engine.errors import NUMERIC, EngineError
 from engine.ir import Equation, Function, Literal, Var
@@ -56,7 +56,8 @@ class Plan:
                 for a in {a for a in eqn.inputs if isinstance(a, Var)}
                 if last_reader[a] == index and a not in kept
             )
-            self.steps.append((eqn.primitive.impl, inputs, eqn.kwargs, out, freed, eqn))
+            impl = integers.checked(eqn.primitive.impl, eqn.output.aval.dtype)
+            self.steps.append((impl, inputs, eqn.kwargs, out, freed, eqn))
         self.outputs = tuple(slot_of(o) for o in fn.outputs)
         self.constants = constants
         self.size = len(slots) + len(constants)

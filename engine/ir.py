@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import reprlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from engine.errors import BAD_PARAM, SHAPE, EngineError
+from engine.errors import BAD_PARAM, NUMERIC, SHAPE, EngineError
 
 FLOAT_DTYPES = ("float32", "float64")
 INT_DTYPES = ("int32", "int64")
@@ -45,6 +46,19 @@ class ShapedArray:
 
     def __str__(self) -> str:
         return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+
+# numpy and cupy count an array's bytes (8 an element at most) in a signed 64-bit integer, and
+# check it for every shape, zero-size ones included: [0, 2**62] cannot be made either.
+_MAX_ELEMENTS = (2**63 - 1) // 8
+
+
+def unrepresentable(shape: Sequence[int]) -> str | None:
+    """Why no array can have this shape, in the user's words; None when one can."""
+    if math.prod(n for n in shape if n) <= _MAX_ELEMENTS:
+        return None
+    sizes = reprlib.repr(list(shape))
+    return f"no array can have the shape {sizes}: its sizes other than 0 multiply past {_MAX_ELEMENTS:,}"
 
 
 class _Operators:
@@ -181,7 +195,7 @@ def as_atom(value: Any) -> Atom:
         return value
     if isinstance(value, (bool, int, float)):
         return literal(value)
-    raise EngineError(BAD_PARAM, f"expected an array or a number, got {type(value).__name__}")
+    raise EngineError(BAD_PARAM, f"expected an array or a number, got {describe(value)}")
 
 
 def _holds_array(value: Any) -> bool:
@@ -408,9 +422,12 @@ class Builder:
             location = self.location or f"equation {len(self.equations)}"
             raise EngineError(SHAPE, f"{self.origin or primitive.name}: {error}", location) from None
         if not aval.shape and all(isinstance(a, Literal) for a in inputs):
-            return _fold(primitive, inputs, params, aval)
+            try:
+                return _fold(primitive, inputs, params, aval)
+            except ArithmeticError as error:
+                raise EngineError(NUMERIC, f"{self.origin or primitive.name} failed: {error}", self.location) from None
         if self.max_equations is not None and len(self.equations) >= self.max_equations:
-            raise EngineError("limit", f"the function grew past {self.max_equations} operations", self.location)
+            raise EngineError("limit", f"the function grew past {self.max_equations:,} operations", self.location)
         out = Var(aval)
         origin = self.origin or Origin(primitive.name)
         eqn = Equation(primitive, inputs, tuple(sorted(params.items())), out, origin)
@@ -426,11 +443,12 @@ class Builder:
 def _fold(primitive: Primitive, inputs: tuple[Literal, ...], params: dict[str, Any], aval: ShapedArray):
     """Compute a scalar made only of constants now, so rules like `2 * 1.0` leave no
     equation behind."""
-    from engine import backend
+    from engine import backend, integers
 
     xp = backend.host()
+    impl = integers.checked(primitive.impl, aval.dtype)
     with backend.quiet():
-        value = primitive.impl(xp, *(xp.asarray(a.value, dtype=getattr(xp, a.dtype)) for a in inputs), **params)
+        value = impl(xp, *(xp.asarray(a.value, dtype=getattr(xp, a.dtype)) for a in inputs), **params)
     return Literal(xp.asarray(value).item(), aval.dtype)
 
 

@@ -97,7 +97,7 @@ def _validate(graph: Any, avals: Mapping[str, ShapedArray], limits: Limits) -> t
     listed = _expect(graph["nodes"], list, "nodes is a list of objects", "/function/graph/nodes")
     if len(listed) > limits.max_nodes:
         raise EngineError(
-            LIMIT, f"the graph has {len(listed)} nodes; the limit is {limits.max_nodes}", "/function/graph/nodes"
+            LIMIT, f"the graph has {len(listed):,} nodes; the limit is {limits.max_nodes:,}", "/function/graph/nodes"
         )
     nodes: dict[str, _Node] = {}
     for index, entry in enumerate(listed):

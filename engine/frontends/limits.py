@@ -54,7 +54,7 @@ def check_length(text: str, limits: Limits, source: Source) -> None:
     if len(text) > limits.max_source_chars:
         raise EngineError(
             TOO_LARGE,
-            f"the source is {len(text)} characters long; the limit is {limits.max_source_chars}",
+            f"the source is {len(text):,} characters long; the limit is {limits.max_source_chars:,}",
             source.at_offset(limits.max_source_chars),
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import backend
+from engine import backend, integers
 from engine.errors import (
     BAD_INPUT,
     BAD_PARAM,
@@ -269,7 +269,8 @@ class _Runner(Evaluator):
         ]
         with backend.quiet():
             try:
-                value = equation.primitive.impl(xp, *arguments, **equation.kwargs)
+                impl = integers.checked(equation.primitive.impl, equation.output.aval.dtype)
+                value = impl(xp, *arguments, **equation.kwargs)
             except (ArithmeticError, ValueError, RuntimeError) as error:
                 raise numeric_failure(equation, error) from None
         self.values[equation.output] = value
@@ -357,7 +358,7 @@ class _Runner(Evaluator):
         if self.steps > self.limits.max_steps:
             raise EngineError(
                 LIMIT,
-                f"the step budget of {self.limits.max_steps} statements and loop iterations "
+                f"the step budget of {self.limits.max_steps:,} statements and loop iterations "
                 "was exceeded; does a loop never end?",
                 self.source.of(node),
             )

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from engine.errors import BAD_PARAM, SHAPE, EngineError
-from engine.ir import DEFAULT_FLOAT, ShapedArray, describe
+from engine.ir import DEFAULT_FLOAT, ShapedArray, describe, unrepresentable
 from engine.primitives import reductions
 from engine.primitives.common import (
     batch_size,
@@ -30,9 +30,16 @@ def _as_integers(value: Any, what: str = "a shape") -> tuple[int, ...]:
     return tuple(value)
 
 
+def _as_shape(value: Any) -> tuple[int, ...]:
+    shape = _as_integers(value)
+    if problem := unrepresentable(shape):
+        raise EngineError(BAD_PARAM, problem)
+    return shape
+
+
 def _prepare_reshape(args, params):
     (x,) = promote(args)
-    shape = _as_integers(params["shape"])
+    shape = _as_shape(params["shape"])
     if shape.count(-1) > 1 or any(n < -1 for n in shape):
         raise EngineError(BAD_PARAM, f"invalid shape {list(shape)}: at most one -1 and no other negative size")
     if -1 in shape:
@@ -79,7 +86,7 @@ broadcast_to = primitive(
     shape=_broadcast_to_shape,
     vjp=[lambda g, out, x, shape: unbroadcast(g, x.aval.shape)],
     batch=_broadcast_to_batch,
-    prepare=lambda args, params: (promote(args), {"shape": _as_integers(params["shape"])}),
+    prepare=lambda args, params: (promote(args), {"shape": _as_shape(params["shape"])}),
     is_identity=lambda x, shape: x.aval.shape == shape,
     linear=True,
 )

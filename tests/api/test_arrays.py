@@ -99,12 +99,40 @@ async def test_non_finite_values_survive_base64(asgi_client):
         ({"dtype": "float64", "shape": [1.5], "data": ""}, "shape"),
         ({"dtype": "float64", "shape": [1], "data": "!!!!!!!!!!!="}, "base64"),
         ({"dtype": "float64", "shape": [1]}, "keys"),
+        ({"dtype": "bool", "shape": [3], "data": "AQAC"}, "element [2] is the byte 2; bool bytes are 0 (false) or 1"),
+        ({"dtype": "bool", "shape": [2, 2], "data": "AAH/AA=="}, "element [1, 0] is the byte 255"),
+        ({"dtype": "float64", "shape": [0, 2**63], "data": ""}, "no array can have the shape [0, 9223372036854775808]"),
     ],
 )
 async def test_malformed_arrays_are_refused_with_their_location(asgi_client, value, message):
     response = await asgi_client.post("/v1/evaluate", json=request("x", x=value))
     body = assert_problem(response, 422, "invalid-request", "/inputs/x")
     assert message in body["detail"]
+
+
+async def test_a_shape_no_array_can_have_is_refused_in_validate_too(asgi_client):
+    body = {**request("x", x={"dtype": "float64", "shape": [0, 2**62]}), "operation": "grad"}
+    response = await asgi_client.post("/v1/validate", json=body)
+    assert "no array can have the shape" in assert_problem(response, 422, "invalid-request", "/inputs/x")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "x"), [("sum(x) * 3", [0.1, 0.2]), ("x * 3", [0.3, 0.7]), ("log(x) * 3", [0.3, 0.0, -1.0])]
+)
+async def test_float32_results_are_written_with_float32_digits(asgi_client, expression, x):
+    """0.3 * 3 in float32 is the float32 nearest 0.90000004: written so, not as the float64
+    0.9000000357627869 that widening it gives; read back as float32, it is the same number."""
+    response = await asgi_client.post("/v1/evaluate", json={**request(expression, x=x), "dtype": "float32"})
+    x32 = np.array(x, dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = {"sum(x) * 3": np.sum(x32) * np.float32(3), "x * 3": x32 * np.float32(3),
+                    "log(x) * 3": np.log(x32) * np.float32(3)}[expression]  # fmt: skip
+    value = response.json()["value"]
+    np.testing.assert_array_equal(array(value).astype(np.float32), expected)
+    for number in np.atleast_1d(expected):
+        if np.isfinite(number):
+            assert str(number) in response.text  # numpy's shortest float32 digits
+            assert str(float(number)) not in response.text
 
 
 @pytest.mark.parametrize("encoding", ["json", "base64"])

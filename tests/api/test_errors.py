@@ -3,10 +3,13 @@ applies, a location; bad input is never a 5xx."""
 
 from __future__ import annotations
 
+import json
+import socket
+
 import httpx
 import pytest
 
-from tests.api.conftest import assert_problem, b64
+from tests.api.conftest import TYPE_BASE, assert_problem, b64
 
 pytestmark = pytest.mark.anyio
 
@@ -22,28 +25,28 @@ def expression(source: str, **fields) -> dict:
     ("endpoint", "body", "kind", "location"),
     [
         ("evaluate", expression("2 * (x +"), "syntax", "offset 4"),
-        ("evaluate", expression("sin(y)"), "unknown_name", "offset 4"),
-        ("evaluate", expression("sinn(x)"), "unknown_name", "offset 0"),
+        ("evaluate", expression("sin(y)"), "unknown-name", "offset 4"),
+        ("evaluate", expression("sinn(x)"), "unknown-name", "offset 0"),
         ("evaluate", expression("dot(x, x, x)"), "arity", "offset 0"),
-        ("evaluate", expression("x + ones"), "unknown_name", "offset 4"),
+        ("evaluate", expression("x + ones"), "unknown-name", "offset 4"),
         ("evaluate", {"function": {"expression": "x + y"}, "inputs": {"x": [1.0, 2.0], "y": [1.0, 2.0, 3.0]}},
          "shape", "offset 2"),
-        ("evaluate", expression("sum(x, axis=3)"), "bad_param", None),
-        ("grad", expression("x * x"), "not_scalar", None),
-        ("grad", expression("sum(x)", wrt=["z"]), "bad_wrt", "/wrt"),
+        ("evaluate", expression("sum(x, axis=3)"), "bad-param", None),
+        ("grad", expression("x * x"), "not-scalar", None),
+        ("grad", expression("sum(x)", wrt=["z"]), "bad-wrt", "/wrt"),
         ("grad", {"function": {"expression": "sum(x * n)"}, "inputs": {"x": [1.0], "n": b64([2], "int64")},
-                  "wrt": ["n"]}, "bad_wrt", "/wrt"),
-        ("vjp", expression("x * x", cotangent=[1.0, 1.0]), "bad_input", "/cotangent"),
-        ("jvp", expression("x * x", tangents={"x": [1.0]}), "bad_input", "/tangents/x"),
-        ("jvp", expression("x * x", tangents={"x/y": [1.0]}), "bad_input", "/tangents/x~1y"),
+                  "wrt": ["n"]}, "bad-wrt", "/wrt"),
+        ("vjp", expression("x * x", cotangent=[1.0, 1.0]), "bad-input", "/cotangent"),
+        ("jvp", expression("x * x", tangents={"x": [1.0]}), "bad-input", "/tangents/x"),
+        ("jvp", expression("x * x", tangents={"x/y": [1.0]}), "bad-input", "/tangents/x~1y"),
         ("evaluate", {"function": {"graph": {"inputs": ["x"], "nodes": [{"id": "y", "op": "sine", "args": ["x"]}],
-                                             "output": "y"}}, "inputs": {"x": 1.0}}, "unknown_op", None),
+                                             "output": "y"}}, "inputs": {"x": 1.0}}, "unknown-op", None),
         ("evaluate", {"function": {"graph": {"inputs": ["x"], "nodes": [
             {"id": "a", "op": "sin", "args": ["b"]}, {"id": "b", "op": "cos", "args": ["a"]}], "output": "b"}},
             "inputs": {"x": 1.0}}, "graph", None),
         ("evaluate", {"function": {"program": "def f(x):\n    return x +\n"}, "inputs": {"x": 1.0}}, "syntax", None),
         ("evaluate", {"function": {"program": "def f(x):\n    return x\n"}, "inputs": {"x": 1.0, "y": 2.0}},
-         "bad_input", "/inputs/y"),
+         "bad-input", "/inputs/y"),
         ("evaluate", {"function": {"program": "def f(x):\n    while True:\n        pass\n    return x\n"},
                       "inputs": {"x": 1.0}}, "limit", "line 2, column 5"),
         ("evaluate", {"function": {"expression": "inv(A)"}, "inputs": {"A": [[1.0, 2.0], [2.0, 4.0]]}}, "numeric",
@@ -121,6 +124,22 @@ async def test_a_body_that_is_not_json_is_415(client):
     assert "JSON object" in body["detail"]
 
 
+async def test_what_a_problem_repeats_of_the_request_is_bounded(client):
+    """A 60 KB path, or an input named with 70 KB, is not echoed back whole."""
+    response = await client.get("/v1/" + "x" * 60_000)
+    assert len(assert_problem(response, 404, "not-found")["detail"]) < 200
+    response = await client.post("/v1/evaluate", json={"function": {"expression": "y"}, "inputs": {"x" * 70_000: 1.0}})
+    assert len(response.content) < 3000
+    assert_problem(response, 422, "unknown-name", "offset 0")
+
+
+async def test_a_value_is_described_in_the_users_words(client):
+    program = "def f(x):\n    return reshape(x, x)\n"
+    response = await client.post("/v1/evaluate", json={"function": {"program": program}, "inputs": {"x": [2.0, 1.0]}})
+    body = assert_problem(response, 422, "bad-param", "line 2, column 12")
+    assert body["detail"] == "a shape is a tuple of integers, got an array of shape [2]"
+
+
 async def test_unknown_path_is_404_and_wrong_method_405(client):
     assert_problem(await client.get("/v1/nothing"), 404, "not-found")
     response = await client.get("/v1/grad")
@@ -138,3 +157,20 @@ async def test_an_unexpected_failure_is_500_without_a_traceback(asgi_client, mon
         response = await client.post("/v1/evaluate", json=expression("x"))
     body = assert_problem(response, 500, "internal")
     assert "secret" not in response.text and "location" not in body
+
+
+@pytest.mark.parametrize(
+    "request_bytes", [b"NOT HTTP AT ALL\r\n\r\n", b"POST /v1/grad HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n"]
+)
+def test_bytes_that_are_not_http_are_answered_with_a_problem(server_url, request_bytes):
+    host, port = server_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert problem["type"] == TYPE_BASE + "malformed-http" and problem["status"] == 400 and problem["detail"]

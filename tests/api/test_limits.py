@@ -94,3 +94,20 @@ async def test_validate_checks_a_program_without_running_it(small):
     request = {"function": {"program": "def f(a, b):\n    while True:\n        pass\n"}, "inputs": {"a": 1.0}}
     body = (await small.post("/v1/validate", json=request)).json()
     assert body["parameters"] == ["a", "b"] and body["output"] is None and body["within_limits"] is True
+
+
+async def test_too_large_is_one_type_and_title_whichever_side_finds_it(asgi_client):
+    """The static check (an expression), the running program (the engine) and the source length
+    (the engine's front-end) give the same problem type and title, and write counts with
+    thousands separators."""
+    x = {"x": b64(np.ones(10_000))}
+    static = await asgi_client.post("/v1/evaluate", json={"function": {"expression": "sum(outer(x, x))"}, "inputs": x})
+    running = await asgi_client.post(
+        "/v1/evaluate", json={"function": {"program": "def f(x):\n    return sum(outer(x, x))\n"}, "inputs": x}
+    )
+    source = await asgi_client.post("/v1/evaluate", json={"function": {"expression": "x" + " + x" * 5_000},
+                                                          "inputs": {"x": 1.0}})  # fmt: skip
+    bodies = [assert_problem(response, 413, "too-large") for response in (static, running, source)]
+    assert len({body["title"] for body in bodies}) == 1
+    assert "100,000,000 elements; the limit is 50,000,000" in bodies[1]["detail"]
+    assert "20,001 characters long; the limit is 20,000" in bodies[2]["detail"]

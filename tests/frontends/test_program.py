@@ -294,7 +294,7 @@ def test_operations_and_array_sizes_are_limited():
     with pytest.raises(EngineError) as error:
         program(growing, x=1.0)
     assert error.value.kind == LIMIT and error.value.location == "line 3, column 15"
-    assert "20000 operations" in error.value.message
+    assert "20,000 operations" in error.value.message
     with pytest.raises(EngineError) as error:
         build(
             {"program": "def f(x):\n    return outer(x, x)\n"}, {"x": np.ones(10)}, Limits(max_intermediate_elements=99)

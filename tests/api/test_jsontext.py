@@ -1,0 +1,109 @@
+"""The outline of a JSON text against the parsed document: generated texts (strings full of
+quotes, backslashes, brackets, commas and colons; objects that may repeat keys; random
+whitespace), each check compared with a walk over what orjson and json parse."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app import jsontext
+
+# Keys and strings that imitate structure, and two spellings of the same key ("a", "\u0061").
+TRICKY = st.sampled_from(["a", "b", '"', "\\", '\\"', "[", "]", "{", "}", ",", ":", "x,y", "é", "\u2028"])
+SCALARS = st.one_of(st.integers(-5, 5), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(),
+                    TRICKY)  # fmt: skip
+
+
+class Pairs(list):
+    """An object as written: its key-value pairs in order, repeats allowed."""
+
+
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.lists(st.tuples(TRICKY, children), max_size=4).map(Pairs),
+    ),
+    max_leaves=30,
+)
+
+
+def write(value, space: str) -> str:
+    if isinstance(value, Pairs):
+        return "{" + f",{space}".join(f"{write(k, space)}:{space}{write(v, space)}" for k, v in value) + "}"
+    if isinstance(value, list):
+        return "[" + f",{space}".join(write(v, space) for v in value) + "]"
+    if isinstance(value, str) and value == "a" and space:
+        return '"\\u0061"'  # the same key, spelled otherwise
+    return json.dumps(value)
+
+
+def first_duplicate(value, path=()):
+    """The first key, in the text's order, that repeats an earlier key of its object."""
+    if isinstance(value, Pairs):
+        seen = set()
+        for key, child in value:
+            if key in seen:
+                return (*path, key)
+            seen.add(key)
+            if found := first_duplicate(child, (*path, key)):
+                return found
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            if found := first_duplicate(child, (*path, index)):
+                return found
+    return None
+
+
+def values_in(array) -> int | None:
+    """The values of an array and its nested arrays; None when it holds an object."""
+    total = 0
+    for child in array:
+        if isinstance(child, list) and not isinstance(child, Pairs):
+            inner = values_in(child)
+            if inner is None:
+                return None
+            total += inner
+        elif isinstance(child, Pairs):
+            return None
+        else:
+            total += 1
+    return max(total, 1)  # an empty array is counted as one value, as its commas tell
+
+
+def first_array_over(value, limit: int, path=()):
+    """The first array, in the text's order, holding more than `limit` values, not nested in
+    another array of numbers."""
+    if isinstance(value, Pairs):
+        children = ((key, child) for key, child in value)
+    elif isinstance(value, list):
+        count = values_in(value)
+        if count is not None and count > limit:
+            return path, count
+        children = enumerate(value)
+    else:
+        return None
+    for token, child in children:
+        if found := first_array_over(child, limit, (*path, token)):
+            return found
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES.map(lambda v: Pairs([("top", v)])), st.sampled_from(["", " ", "\n  "]), st.integers(1, 6))
+def test_the_outline_agrees_with_the_parsed_document(document, space, limit):
+    text = write(document, space).encode()
+    assert orjson.loads(text) is not None  # the text is JSON
+    outlined = jsontext.outline(text)
+    assert outlined is not None
+    assert jsontext.duplicate_key(outlined) == first_duplicate(document)
+    assert jsontext.largest_array(outlined, limit) == first_array_over(document, limit)
+
+
+def test_text_that_is_not_json_has_no_outline():
+    for text in [b'{"a": [1, 2}', b'{"a": "', b"]", b'{"a": [1, 2]}}', b"[" * 1025 + b"]" * 1025]:
+        assert jsontext.outline(text) is None

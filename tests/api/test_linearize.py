@@ -71,9 +71,9 @@ async def test_a_wrong_shape_or_a_missing_product_is_a_clear_problem(client):
     body = {"function": {"expression": "sin(x)"}, "inputs": {"x": [0.1, 0.2, 0.3]}}
     handle = (await client.post("/v1/linearize", json=body)).json()["handle"]["id"]
     wrong = await client.post(f"/v1/linearize/{handle}/jvp", json={"tangents": {"x": [1.0, 2.0]}})
-    assert_problem(wrong, 422, "bad_input", "/tangents/x")
+    assert_problem(wrong, 422, "bad-input", "/tangents/x")
     vector_output = await client.post(f"/v1/linearize/{handle}/hvp", json={"tangents": {"x": [1.0, 2.0, 3.0]}})
-    assert_problem(vector_output, 422, "not_scalar")
+    assert_problem(vector_output, 422, "not-scalar")
     unknown = await client.post("/v1/linearize/no-such-handle/jvp", json={"tangents": {"x": [1.0, 2.0, 3.0]}})
     assert_problem(unknown, 404, "handle-not-found")
 

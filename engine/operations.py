@@ -409,7 +409,18 @@ def _sized(array: np.ndarray, location: str, limits: Limits, dtype: str | None) 
     detail = cost.array_limit_detail(array.size, limits)
     if detail:
         raise EngineError(TOO_LARGE, detail, location)
-    return array.astype(dtype, copy=False) if dtype is not None and array.dtype.kind == "f" else array
+    if dtype is None or array.dtype.kind != "f" or array.dtype == dtype:
+        return array
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype)
+    overflowed = np.isinf(cast) & np.isfinite(array)
+    if overflowed.any():
+        value = array[overflowed].flat[0]
+        raise EngineError(
+            BAD_INPUT, f"{value!r} does not fit {dtype} (its largest is {np.finfo(dtype).max:.4g}); compute in float64",
+            location,
+        )
+    return cast
 
 
 def sized_extra(op: Operation, extra: Any, limits: Limits, dtype: str | None) -> Any:

@@ -151,3 +151,9 @@ def test_decoding_a_large_nested_list_is_fast():
     decoded = arrays.decode(values)
     assert decoded.shape == (1000, 100)
     assert time.perf_counter() - started < 0.5
+
+
+async def test_a_number_beyond_float32_is_refused_not_made_infinite(client):
+    body = {"function": {"expression": "x * 2"}, "inputs": {"x": [1.0, 1e300]}, "dtype": "float32"}
+    problem = assert_problem(await client.post("/v1/evaluate", json=body), 422, "bad-input", "/inputs/x")
+    assert "1e+300" in problem["detail"] and "float32" in problem["detail"]

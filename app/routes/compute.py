@@ -15,7 +15,7 @@ from app import schemas
 from app.deps import DispatcherDep
 from app.examples import EXAMPLES
 from app.problems import COMPUTE_RESPONSES
-from app.routes import OrjsonRoute
+from app.routing import OrjsonRoute
 from engine.operations import OPERATIONS, Operation
 
 router = APIRouter(prefix="/v1", tags=["compute"], route_class=OrjsonRoute)

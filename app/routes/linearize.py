@@ -9,7 +9,7 @@ from app import schemas
 from app.deps import DispatcherDep
 from app.examples import EXAMPLES, LINEARIZED_PRODUCTS
 from app.problems import COMPUTE_RESPONSES, problem_response_doc
-from app.routes import OrjsonRoute
+from app.routing import OrjsonRoute
 from engine import operations
 from engine.linearize import PRODUCTS
 

@@ -33,11 +33,8 @@ SECURITY_HEADERS = {
 }
 
 
-class RequestContextMiddleware:
-    """Gives each request its id (the client's X-Request-ID when it is a safe token, else a new
-    one), echoes it on the response, holds it in `request_id.current` for whatever answers or
-    logs inside, and writes the request's one log line: method, endpoint template, status,
-    duration and the byte sizes of the two bodies, never their contents."""
+class HttpMiddleware:
+    """An ASGI middleware of HTTP requests: other scopes (the lifespan) pass through untouched."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -46,6 +43,19 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestContextMiddleware(HttpMiddleware):
+    """Gives each request its id (the client's X-Request-ID when it is a safe token, else a new
+    one), echoes it on the response, holds it in `request_id.current` for whatever answers or
+    logs inside, and writes the request's one log line: method, endpoint template, status,
+    duration and the byte sizes of the two bodies, never their contents."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         this_id = request_id.accept(Headers(scope=scope).get(request_id.HEADER))
         token = request_id.current.set(this_id)
         started = time.perf_counter()
@@ -82,16 +92,10 @@ class RequestContextMiddleware:
             request_id.current.reset(token)
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HttpMiddleware):
     """Puts SECURITY_HEADERS on every response, keeping any that the response set itself."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -103,20 +107,14 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-class ContainErrorsMiddleware:
+class ContainErrorsMiddleware(HttpMiddleware):
     """Answers an exception that no handler took with a 500 problem, and does not re-raise it.
 
     Starlette's own last-resort handler sends its 500 and then re-raises, so that uvicorn logs
     "Exception in ASGI application" and drops the keep-alive connection: the client's next
     request on it fails. Here the failure is logged once and the connection stays usable."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def send_tracking(message: Message) -> None:
@@ -136,18 +134,15 @@ class ContainErrorsMiddleware:
             await problem(500, "internal", "Internal error", detail)(scope, receive, send)
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Counts every response, labelled by the route's path template (not the raw path, so
     that unknown URLs do not make a label each) and by the method, folded into a closed set."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 
@@ -163,7 +158,7 @@ class MetricsMiddleware:
             self.metrics.observe(scope.get("route"), scope["method"], status, time.perf_counter() - started)
 
 
-class BodyDeadlineMiddleware:
+class BodyDeadlineMiddleware(HttpMiddleware):
     """The request body must arrive within `seconds` of its headers: a body that stalls, or is
     shorter than its Content-Length, is answered 408 instead of holding a connection forever.
 
@@ -171,14 +166,11 @@ class BodyDeadlineMiddleware:
     429) closes the connection, so that the unread rest cannot hold it either."""
 
     def __init__(self, app: ASGIApp, seconds: float):
-        self.app = app
+        super().__init__(app)
         self.seconds = seconds
         self.detail = f"the request body did not arrive within {seconds:g} s of its headers"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         body_pending = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
         deadline = asyncio.get_running_loop().time() + self.seconds
@@ -271,19 +263,16 @@ def _unauthorized(key_sent: bool) -> Response:
     return problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     """The request body's size limit: refused from Content-Length before a byte is read, and
     counted while reading a body sent without one (chunked)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
         self.detail = f"the request body is over the limit of {max_bytes:,} bytes; send large arrays as base64"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await problem(413, "too-large", "Request too large", self.detail)(scope, receive, send)

@@ -1,50 +1,70 @@
-"""HTTP throughput and latency of /v1/grad for 2*dot(x, x), against bare FastAPI endpoints.
+"""gradserve's /v1/grad of 2*dot(x, x) beside a bare endpoint doing the same arithmetic, driven
+by wrk (one thread), side by side in one run.
 
-    .venv/bin/python -m bench.http [--requests-small 2000] [--requests-large 200] [--concurrency 8]
+    .venv/bin/python -m bench.http [--seconds 8] [--workers 2]
 
-(run as a module: as a file, its own name would shadow the standard library's `http`).
+(run as a module: as a file, its own name would shadow the standard library's `http`.)
 
-Starts, on 127.0.0.1, `gradserve serve` and a bare FastAPI app (the same uvicorn), then sends
-a fixed number of requests with bounded concurrency (httpx, asyncio semaphore) and prints
-requests per second and p50/p99 latency side by side:
-- gradserve /v1/grad, with x of 4 and of 100,000 elements, JSON and base64;
-- bare /parse: FastAPI parses the same body into a dict (its standard JSON path) and answers {};
-- bare /echo (100,000 floats, JSON only): orjson parses the body and answers with orjson a
-  response the size of gradserve's (the input list back): the floor for JSON in, JSON out.
-Client and servers share the machine's cores, so the figures are relative, not absolute.
+The bare endpoint is a FastAPI app under the same uvicorn, in the same venv: orjson both ways,
+numpy for the gradient, base64 decoded straight into a buffer. Both servers start on
+127.0.0.1 (gradserve as the README starts it, default settings). wrk needs Debian's `wrk`
+package (`apt-get install wrk`). Cases and issue 14's targets (ratios of gradserve to bare):
+- n=4, one client: >= 0.4;  n=4, 32 clients: >= 0.6 and no request refused;
+- n=1e5 JSON lists, 4 clients: >= 0.9;  n=1e5 base64 both ways, 4 clients: >= 0.8.
+Client and servers share the machine's cores: the ratios are the figure, not the absolutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
-import statistics
-import time
-from typing import Annotated, Any
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 import uvicorn
-from fastapi import Body, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from bench.server import start
+
+CASES = [  # (name, n, encoding, clients, target ratio)
+    ("n=4, one client", 4, "json", 1, 0.4),
+    ("n=4, 32 clients", 4, "json", 32, 0.6),
+    ("n=1e5 JSON, 4 clients", 100_000, "json", 4, 0.9),
+    ("n=1e5 base64, 4 clients", 100_000, "base64", 4, 0.8),
+]
 
 
 def bare_app() -> FastAPI:
     app = FastAPI()
 
-    @app.post("/parse")
-    def parse(body: Annotated[dict[str, Any], Body()]) -> dict:
-        return {}
-
-    @app.post("/echo")
-    async def echo(request: Request) -> Response:
+    @app.post("/v1/grad")
+    async def grad(request: Request) -> Response:
         body = orjson.loads(await request.body())
-        answer = {"value": 0.0, "gradient": {"x": body["inputs"]["x"]}}
-        return Response(orjson.dumps(answer), media_type="application/json")
+        sent = body["inputs"]["x"]
+        if isinstance(sent, dict):
+            x = np.frombuffer(base64.b64decode(sent["data"]), dtype="<f8")
+        else:
+            x = np.asarray(sent, dtype=np.float64)
+        value, gradient = 2 * float(x @ x), 4 * x
+        if body.get("encoding") == "base64":
+            written: Any = {
+                "dtype": "float64",
+                "shape": [x.size],
+                "data": base64.b64encode(gradient.tobytes()).decode(),
+            }
+        else:
+            written = gradient
+        answer = {"value": value, "gradient": {"x": written}}
+        return Response(orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
     return app
 
@@ -55,85 +75,75 @@ def grad_body(n: int, encoding: str) -> bytes:
         array: Any = {"dtype": "float64", "shape": [n], "data": base64.b64encode(x.astype("<f8").tobytes()).decode()}
     else:
         array = x.tolist()
-    body = {"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": array}, "encoding": encoding}
-    return orjson.dumps(body)
+    return orjson.dumps({"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": array}, "encoding": encoding})
 
 
-async def measure(url: str, body: bytes, requests: int, concurrency: int) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"content-type": "application/json"}
-    latencies: list[float] = []
-    semaphore = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+def check(url: str, body: bytes, n: int) -> None:
+    answer = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=60).json()
+    gradient = answer["gradient"]["x"]
+    if isinstance(gradient, dict):
+        gradient = np.frombuffer(base64.b64decode(gradient["data"]), dtype="<f8")
+    np.testing.assert_array_equal(np.asarray(gradient), 4 * np.arange(n, dtype=np.float64) / n)
 
-        async def one() -> None:
-            async with semaphore:
-                started = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
-                await response.aread()
-                latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
 
-        for _ in range(min(requests, 2 * concurrency)):  # warm up connections, caches and workers
-            await one()
-        latencies.clear()
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(requests)))
-        wall = time.perf_counter() - started
-    latencies.sort()
+_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_SCALE = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, body: bytes, clients: int, seconds: int, scratch: Path) -> dict[str, float]:
+    """requests/s, p50 and p99 in ms, and the count of answers that were not 2xx."""
+    (scratch / "body.json").write_bytes(body)
+    script = scratch / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{scratch / "body.json"}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+    )
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    latency = {p: float(v) * _SCALE[unit] for p, v, unit in _LATENCY.findall(output)}
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
-        "rps": requests / wall,
-        "p50": statistics.median(latencies) * 1e3,
-        "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1e3,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "refused": int(non_2xx.group(1)) if non_2xx else 0,
     }
 
 
-def check_gradient(url: str, n: int, encoding: str) -> None:
-    headers = {"content-type": "application/json"}
-    response = httpx.post(f"{url}/v1/grad", content=grad_body(n, encoding), headers=headers, timeout=60)
-    answer = response.json()["gradient"]["x"]
-    if encoding == "base64":
-        gradient = np.frombuffer(base64.b64decode(answer["data"]), dtype="<f8")
-    else:
-        gradient = np.array(answer)
-    np.testing.assert_array_equal(gradient, 4 * np.arange(n, dtype=np.float64) / n)
-
-
-async def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("bench.http needs wrk: apt-get install wrk")
     gradserve, gradserve_url = start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--log-level",
-                                       "warning"], {"GRADSERVE_QUEUE_SIZE": str(4 * args.concurrency)})  # fmt: skip
+                                      "warning"])  # fmt: skip
     bare, bare_url = start(["-m", "bench.http", "--bare-server"])
+    rows = []
     try:
-        cases = [(4, "json", args.requests_small), (100_000, "json", args.requests_large),
-                 (100_000, "base64", args.requests_large)]  # fmt: skip
-        rows = []
-        for n, encoding, requests in cases:
-            check_gradient(gradserve_url, n, encoding)
-            body = grad_body(n, encoding)
-            targets = [("gradserve /v1/grad", f"{gradserve_url}/v1/grad"), ("bare FastAPI /parse", f"{bare_url}/parse")]
-            if n == 100_000 and encoding == "json":
-                targets.append(("bare orjson /echo", f"{bare_url}/echo"))
-            for name, url in targets:
-                result = await measure(url, body, requests, args.concurrency)
-                rows.append((f"n={n:,} {encoding}", name, len(body), requests, result))
-        print(f"\n{args.concurrency} concurrent requests, loopback, gradserve with {args.workers} workers\n")
-        print(
-            f"{'case':<20} {'target':<20} {'body bytes':>11} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}"
-        )
-        for case, name, size, requests, r in rows:
-            print(f"{case:<20} {name:<20} {size:>11,} {requests:>9} {r['rps']:>9.1f} {r['p50']:>9.2f} {r['p99']:>9.2f}")
+        with tempfile.TemporaryDirectory() as scratch:
+            for name, n, encoding, clients, target in CASES:
+                body = grad_body(n, encoding)
+                figures = []
+                for url in (f"{gradserve_url}/v1/grad", f"{bare_url}/v1/grad"):
+                    check(url, body, n)
+                    wrk(url, body, clients, 1, Path(scratch))  # warm connections, caches and workers
+                    figures.append(wrk(url, body, clients, args.seconds, Path(scratch)))
+                rows.append((name, target, *figures))
     finally:
         for process in (gradserve, bare):
             process.terminate()
             process.wait(timeout=30)
+    print(f"\nwrk, one thread, {args.seconds} s a case; gradserve with {args.workers} workers; loopback\n")
+    print(f"{'case':<26} {'gradserve req/s (p50/p99 ms, non-2xx)':>40} {'bare req/s (p50/p99 ms)':>28} "
+          f"{'ratio':>6} {'target':>7}")  # fmt: skip
+    for name, target, ours, bare_figures in rows:
+        mine = f"{ours['rps']:,.0f} ({ours['p50']:.2f}/{ours['p99']:.2f}, {ours['refused']})"
+        theirs = f"{bare_figures['rps']:,.0f} ({bare_figures['p50']:.2f}/{bare_figures['p99']:.2f})"
+        ratio = ours["rps"] / bare_figures["rps"]
+        print(f"{name:<26} {mine:>40} {theirs:>28} {ratio:>6.2f} {'>= ' + str(target):>7}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests-small", type=int, default=2000, help="requests for n=4")
-    parser.add_argument("--requests-large", type=int, default=200, help="requests for n=100,000")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=8, help="seconds wrk runs each case against each server")
     parser.add_argument("--workers", type=int, default=2, help="gradserve's worker processes")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -141,7 +151,7 @@ def main() -> None:
     if args.bare_server:
         uvicorn.run(bare_app(), host="127.0.0.1", port=args.port, log_level="warning")
     else:
-        asyncio.run(run(args))
+        run(args)
 
 
 if __name__ == "__main__":

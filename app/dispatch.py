@@ -1,7 +1,7 @@
 """Between a validated request model and the response bytes: the engine prepares the task
 (off the event loop), the pool computes it, and the arrays are encoded here.
 
-Everything about the request is checked once, by `engine.operations.prepare`; a program,
+Everything about the request is checked once, by `engine.boundary.prepare`; a program,
 which is built by running it, is checked by the engine in the worker.
 """
 
@@ -22,7 +22,7 @@ from app.handles import HandleStore
 from app.pool import Pool
 from app.schemas import FunctionRequest, FunctionSpec, LinearizeRequest, ProductRequest, ValidateRequest
 from app.settings import Settings
-from engine import linearize, operations
+from engine import boundary, linearize, operations, tasks
 from engine.frontends.inputs import aval_of
 from engine.ir import ShapedArray
 from engine.linearize import ProductTask
@@ -91,7 +91,7 @@ class Dispatcher:
         answer = task.run(self.settings.backend) if self._small(task) else await self.pool.submit(task)
         return self._respond(answer, request.encoding, started, prepared)
 
-    def _respond(self, answer: operations.Answer, encoding: str, started: float, prepared: float) -> Response:
+    def _respond(self, answer: tasks.Answer, encoding: str, started: float, prepared: float) -> Response:
         computed = time.perf_counter()
         body = arrays.encode_tree(answer.fields, encoding)
         encoded = time.perf_counter()
@@ -108,7 +108,7 @@ class Dispatcher:
 
     def _prepare_small_inline(
         self, operation: str, request: FunctionRequest
-    ) -> tuple[operations.Task | operations.ProgramTask, operations.Answer | None]:
+    ) -> tuple[tasks.Task | tasks.ProgramTask, tasks.Answer | None]:
         """The task, and its answer when it is small enough to compute here, in the thread that
         prepared it: the worker's round trip would cost more than the work. Only expressions and
         graphs qualify, whose static cost bounds their time (a program can loop)."""
@@ -118,17 +118,17 @@ class Dispatcher:
             return task, task.run(self.settings.backend)
         return task, None
 
-    def _small(self, task: operations.Task | operations.ProgramTask | ProductTask) -> bool:
-        if isinstance(task, operations.ProgramTask) or task.estimate is None or self.settings.backend != "numpy":
+    def _small(self, task: tasks.Task | tasks.ProgramTask | ProductTask) -> bool:
+        if isinstance(task, tasks.ProgramTask) or task.estimate is None or self.settings.backend != "numpy":
             return False
         return (
             task.estimate.total_intermediate <= self.settings.inline_work_elements
             and task.estimate.operations <= INLINE_OPERATIONS
         )
 
-    def prepare(self, operation: str, request: FunctionRequest) -> operations.Task | operations.ProgramTask:
+    def prepare(self, operation: str, request: FunctionRequest) -> tasks.Task | tasks.ProgramTask:
         extra = operations.lookup(operation).extra
-        return operations.prepare(
+        return boundary.prepare(
             request.function.definition(),
             request.inputs,
             operation,
@@ -143,7 +143,7 @@ class Dispatcher:
         definition, options = request.function.definition(), _options(request)
         described = await self._prepared(
             request.function,
-            lambda: operations.describe(definition, avals, request.operation, options, self.limits),
+            lambda: boundary.describe(definition, avals, request.operation, options, self.limits),
         )
         summary = None if described.cost is None else asdict(described.cost)
         return {

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app.dispatch import Dispatcher
 from app.pool import Pool
-from engine.operations import BUILT
+from engine.boundary import BUILT
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # Labels come from closed sets: a label taken verbatim from the request would let each made-up

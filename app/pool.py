@@ -25,7 +25,7 @@ from app import worker
 from app.admission import LONG, SHORT, Admission
 from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
 from app.settings import Settings
-from engine.operations import Answer, ProgramTask, Task
+from engine.tasks import Answer, ProgramTask, Task
 
 log = logging.getLogger("gradserve.pool")
 

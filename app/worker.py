@@ -1,7 +1,7 @@
 """The code a worker process runs: a prepared task in, its answer out.
 
 Imported in a spawned process, so it pulls in the engine and nothing of the web layer.
-Tasks arrive checked (engine.operations.prepare); EngineError travels back pickled, as it is.
+Tasks arrive checked (engine.boundary.prepare); EngineError travels back pickled, as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threadpoolctl
 from engine import backend
 from engine.cache import TRANSFORMS
 from engine.errors import TOO_LARGE, EngineError
-from engine.operations import Answer, ProgramTask, Task
+from engine.tasks import Answer, ProgramTask, Task
 
 # The array namespace this process computes on, set once by `initialize`.
 _backend_name = "numpy"

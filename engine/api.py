@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from engine.ir import Function
-from engine.operations import Options, bind
+from engine.operations import Options
+from engine.tasks import bind
 
 
 def _answer(fn: Function, operation: str, inputs: Mapping[str, Any], extra: Any = None, **options: Any) -> dict:

@@ -2,7 +2,7 @@
 
 Budgets of the function itself (source length, nesting depth, operations, program steps)
 and sizes of its arrays (each input, the result, the largest intermediate, all the work).
-Front-ends check the budgets while they parse and build; `operations.prepare` checks the
+Front-ends check the budgets while they parse and build; `boundary.prepare` checks the
 sizes from static shapes before anything is allocated. Past a size the error is
 `TOO_LARGE`, past a budget `LIMIT`.
 """

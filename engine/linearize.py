@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from engine import backend, cost, derivatives, frontends, interpreter, operations
+from engine import backend, boundary, cost, derivatives, frontends, interpreter, operations, tasks
 from engine.cache import TRANSFORMS
 from engine.errors import NOT_SCALAR, TOO_LARGE, EngineError
 from engine.ir import Function, Var, building, inline
 from engine.limits import DEFAULT_LIMITS, Limits
-from engine.operations import Answer, Operation, Options
+from engine.operations import Operation, Options
+from engine.tasks import Answer
 from engine.transforms.partial_eval import split_known
 
 # The operations a linearization answers, by the registry's names.
@@ -91,8 +92,8 @@ class Linearization:
                 NOT_SCALAR,
                 f"the output has shape {list(self.function.output.aval.shape)}; hvp needs a scalar output",
             )
-        extra = operations.sized_extra(op, extra, limits, None)
-        arguments = operations.extra_arguments(self.function, op, self.positions, extra)
+        extra = tasks.sized_extra(op, extra, limits, None)
+        arguments = tasks.extra_arguments(self.function, op, self.positions, extra)
         rest, indices = linearized_functions(self.function, self.positions).products[name]
         return ProductTask(op, rest, tuple(self.residuals[i] for i in indices) + arguments, self.function,
                            self.positions)  # fmt: skip
@@ -116,7 +117,7 @@ class ProductTask:
 
     def run(self, backend_name: str = "numpy") -> Answer:
         started = time.perf_counter()
-        fields = operations.run_and_pack(
+        fields = tasks.run_and_pack(
             self.operation, self.rest, self.arguments, self.function, self.positions, backend_name
         )
         return Answer(fields, len(self.rest.equations), time.perf_counter() - started)
@@ -140,7 +141,7 @@ class LinearizeTask:
         positions = _checked_positions(fn, self.options, self.limits)
         forward = linearized_functions(fn, positions).forward
         xp = backend.namespace(backend_name)
-        arguments = [backend.to_backend(xp, a) for a in operations.input_arguments(fn, self.inputs)]
+        arguments = [backend.to_backend(xp, a) for a in tasks.input_arguments(fn, self.inputs)]
         residuals = tuple(backend.to_host(r) for r in interpreter.run(forward, arguments, backend_name))
         linearization = Linearization(fn, positions, residuals)
         fields = {"value": linearization.value, "linearization": linearization}
@@ -151,9 +152,9 @@ def _checked_positions(fn: Function, options: Options, limits: Limits | None) ->
     """wrt resolved and the work held to the limits, as a VJP (and an HVP, for a scalar
     output) of the function would be."""
     operation = "hvp" if not fn.output.aval.shape else "vjp"
-    positions, _ = operations.resolve(fn, operations.lookup(operation), options)
+    positions, _ = tasks.resolve(fn, operations.lookup(operation), options)
     if limits is not None:
-        detail = cost.limit_detail(operations.estimate(fn, operation, options), limits)
+        detail = cost.limit_detail(tasks.estimate(fn, operation, options), limits)
         if detail:
             raise EngineError(TOO_LARGE, detail)
     return positions
@@ -162,9 +163,9 @@ def _checked_positions(fn: Function, options: Options, limits: Limits | None) ->
 def prepare(
     function: Mapping[str, Any], inputs: Mapping[str, np.ndarray], options: Options, limits: Limits = DEFAULT_LIMITS
 ) -> LinearizeTask:
-    """A linearize request, checked as `operations.prepare` checks any other."""
-    task = operations.prepare(function, inputs, "evaluate", None, options, limits)
-    if isinstance(task, operations.ProgramTask):
+    """A linearize request, checked as `boundary.prepare` checks any other."""
+    task = boundary.prepare(function, inputs, "evaluate", None, options, limits)
+    if isinstance(task, tasks.ProgramTask):
         return LinearizeTask(None, task.source, task.inputs, options, limits)
     _checked_positions(task.function, options, limits)
     named = dict(zip(task.function.input_names, task.arguments))

@@ -8,7 +8,7 @@ import tracemalloc
 
 import numpy as np
 
-from engine import api, operations, ops
+from engine import api, operations, ops, tasks
 from engine.cache import WeightedCache
 from engine.frontends import build
 from engine.interpreter import Plan
@@ -41,7 +41,7 @@ def measured_bytes(make) -> tuple[object, int]:
 
 def test_estimates_hold_above_the_measured_bytes_of_a_large_gradient():
     fn = build(chain_graph(2000, 1.0001), {"x": np.ones(3)})
-    gradient, gradient_bytes = measured_bytes(lambda: operations.transformed(fn, "hvp", Options()))
+    gradient, gradient_bytes = measured_bytes(lambda: tasks.transformed(fn, "hvp", Options()))
     # The measurement includes the intermediate functions the construction cached on the way.
     assert gradient.approximate_bytes * 2 >= gradient_bytes
     plan, plan_bytes = measured_bytes(lambda: Plan(gradient, np))
@@ -79,4 +79,4 @@ def test_distinct_large_gradients_do_not_grow_a_bounded_cache():
 
 def test_cached_results_are_reused():
     fn = trace(lambda x: ops.sum(ops.sin(x)), {"x": ShapedArray((3,), "float64")})
-    assert operations.transformed(fn, "grad") is operations.transformed(fn, "grad")
+    assert tasks.transformed(fn, "grad") is tasks.transformed(fn, "grad")

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from engine import api, derivatives, operations, ops
+from engine import api, derivatives, ops, tasks
 from engine.errors import EngineError
 from engine.frontends.expression import from_expression
 from engine.frontends.graph import from_graph
@@ -45,7 +45,7 @@ def test_jacobian_is_one_batched_sweep_whatever_the_size():
             lambda A, x: ops.tanh(A @ x), {"A": ShapedArray((n, n), "float64"), "x": ShapedArray((n,), "float64")}
         )
         for mode in ("forward", "reverse"):
-            program = operations.transformed(fn, "jacobian", Options(wrt=("x",), mode=mode))
+            program = tasks.transformed(fn, "jacobian", Options(wrt=("x",), mode=mode))
             sizes.append(len(program.equations))
     assert sizes[:2] == sizes[2:]
 
@@ -78,7 +78,7 @@ def test_shapes_and_result_sizes_are_known_before_running():
     fn = trace(
         lambda x, y: ops.outer(x, y), {"x": ShapedArray((30_000,), "float64"), "y": ShapedArray((30_000,), "float64")}
     )
-    estimate = operations.estimate(fn, "jacobian", Options(wrt=("x",)))
+    estimate = tasks.estimate(fn, "jacobian", Options(wrt=("x",)))
     assert estimate.output == ShapedArray((30_000, 30_000), "float64")
     assert estimate.results == {"x": (30_000, 30_000, 30_000)}
     assert estimate.result_elements == 30_000**3 + 30_000**2
@@ -106,7 +106,7 @@ def test_evaluation_frees_each_intermediate_after_its_last_use():
 
 def test_common_subexpressions_are_computed_once():
     fn = trace(lambda x: ops.sum(x * x), {"x": ShapedArray((4,), "float64")})
-    gradient = operations.transformed(fn, "grad")
+    gradient = tasks.transformed(fn, "grad")
     assert sum(1 for e in gradient.equations if e.primitive.name == "multiply") == 2  # x*x, then 2 * x
 
 
@@ -212,8 +212,8 @@ def test_static_estimates_bound_what_the_transformed_functions_allocate(case):
         requests += [("hessian", "auto"), ("hvp", "auto")]
     for operation, mode in requests:
         options = Options(mode=mode, reduce="sum")
-        estimate = operations.estimate(fn, operation, options)
-        program = operations.transformed(fn, operation, options)
+        estimate = tasks.estimate(fn, operation, options)
+        program = tasks.transformed(fn, operation, options)
         sizes = [v.aval.size for v in program.inputs] + [e.output.aval.size for e in program.equations]
         assert estimate.largest_intermediate >= max(sizes), (operation, mode)
         assert estimate.total_intermediate >= sum(sizes), (operation, mode)

@@ -1,0 +1,259 @@
+"""Checked requests, ready to run: `bind` holds an operation of a built function to its
+inputs (wrt resolved, shapes, dtypes and sizes checked) and gives a `Task`, which runs
+without checking again. A program is built by running it, so its `ProgramTask` is bound,
+by the same `bind`, when it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from engine import backend, cost, frontends, interpreter
+from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, TOO_LARGE, EngineError, pointer
+from engine.ir import Function, ShapedArray
+from engine.limits import DEFAULT_LIMITS, Limits
+from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Operation, Options, lookup
+
+
+@dataclass(frozen=True)
+class Answer:
+    fields: dict[str, Any]  # "value", then each result's field (and "mode" where one was chosen)
+    nodes: int  # equations of the function as built
+    seconds: float  # time spent computing
+
+
+@dataclass(frozen=True)
+class Task:
+    """A checked request: the function, its arguments in order (inputs, then the extra's
+    arrays) and the resolved options. `run` checks nothing again."""
+
+    operation: Operation
+    function: Function
+    arguments: tuple[np.ndarray, ...]
+    positions: tuple[int, ...]
+    mode: str | None
+    reduce_sum: bool
+    estimate: cost.Cost | None  # None where no limits applied (library use)
+
+    def run(self, backend_name: str = "numpy") -> Answer:
+        started = time.perf_counter()
+        fn = self.function
+        transformed = self.operation.build(fn, self.positions, self.mode, self.reduce_sum)
+        fields = run_and_pack(self.operation, transformed, self.arguments, fn, self.positions, backend_name)
+        if "mode" in self.operation.options:
+            fields["mode"] = self.mode
+        return Answer(fields, len(fn.equations), time.perf_counter() - started)
+
+
+def run_and_pack(
+    op: Operation,
+    transformed: Function,
+    arguments: Sequence[np.ndarray],
+    fn: Function,
+    positions: tuple[int, ...],
+    backend_name: str,
+) -> dict[str, Any]:
+    """Run the function `op` built for `fn` on its arguments; its outputs (the value, then each
+    result's arrays) as the answer's fields."""
+    xp = backend.namespace(backend_name)
+    outputs = interpreter.run(transformed, [backend.to_backend(xp, a) for a in arguments], backend_name)
+    value, *arrays = [backend.to_host(output) for output in outputs]
+    names = [fn.input_names[i] for i in positions]
+    fields: dict[str, Any] = {"value": value}
+    for result in op.results:
+        count = result.count(len(names))
+        fields[result.name], arrays = result.pack(names, arrays[:count]), arrays[count:]
+    return fields
+
+
+@dataclass(frozen=True)
+class ProgramTask:
+    """A request for a program: it is built by running on its inputs (define-by-run), so it
+    is bound, and checked, when it runs; its source and inputs were checked already."""
+
+    operation: Operation
+    source: str
+    inputs: dict[str, np.ndarray]
+    extra: Any
+    options: Options
+    limits: Limits = field(default=DEFAULT_LIMITS)
+
+    def run(self, backend_name: str = "numpy") -> Answer:
+        started = time.perf_counter()
+        fn = frontends.from_program(self.source, self.inputs, self.limits)
+        answer = bind(fn, self.operation.name, self.inputs, self.extra, self.options, self.limits).run(backend_name)
+        return replace(answer, seconds=time.perf_counter() - started)
+
+
+def bind(
+    fn: Function,
+    operation: str,
+    inputs: Mapping[str, Any],
+    extra: Any = None,
+    options: Options = DEFAULT_OPTIONS,
+    limits: Limits | None = DEFAULT_LIMITS,
+) -> Task:
+    """`operation` of a built function on these inputs, checked; `limits=None` skips the
+    size limits (a library caller's own arrays)."""
+    op = lookup(operation)
+    positions, mode = resolve(fn, op, options, extra)
+    estimate = None
+    if limits is not None:
+        estimate = _estimate(fn, op, positions, mode)
+        detail = cost.limit_detail(estimate, limits)
+        if detail:
+            raise EngineError(TOO_LARGE, detail)
+    arguments = input_arguments(fn, inputs) + extra_arguments(fn, op, positions, extra)
+    return Task(op, fn, arguments, positions, mode, options.reduce == "sum", estimate)
+
+
+def resolve(fn: Function, op: Operation, options: Options, extra: Any = None) -> tuple[tuple[int, ...], str | None]:
+    """The differentiated inputs' positions and the Jacobian mode, with everything about
+    the operation that the function's shapes and dtypes decide checked."""
+    if op.order == 0:
+        return (), None
+    if options.reduce not in REDUCTIONS:
+        raise EngineError(BAD_PARAM, f'reduce must be "none" or "sum", got {options.reduce!r}', "/reduce")
+    wrt = options.wrt
+    if wrt is None and op.extra is not None and op.extra.per_input and isinstance(extra, Mapping):
+        wrt = _moving_inputs(fn, extra)
+    positions = wrt_positions(fn, wrt)
+    if not fn.output.aval.is_float:
+        raise EngineError(DTYPE, f"the output is {fn.output.aval.dtype}, which has no derivative")
+    if op.scalar_output and fn.output.aval.shape and options.reduce != "sum":
+        raise EngineError(
+            NOT_SCALAR,
+            f"the output has shape {list(fn.output.aval.shape)}; {op.name} needs a scalar output"
+            + (', or reduce="sum" for the gradient of its sum' if "reduce" in op.options else "")
+            + " (use vjp or jacobian for the full derivative)",
+        )
+    mode = choose_jacobian_mode(fn, positions, options.mode) if "mode" in op.options else None
+    return positions, mode
+
+
+def wrt_positions(fn: Function, wrt: Sequence[str] | None) -> tuple[int, ...]:
+    names = list(fn.input_names)
+    if wrt is None:
+        return tuple(i for i, v in enumerate(fn.inputs) if v.aval.is_float)
+    positions = []
+    for name in wrt:
+        if name not in names:
+            raise EngineError(BAD_WRT, f"wrt names {name!r}, which is not an input; inputs are {names}", "/wrt")
+        position = names.index(name)
+        if not fn.inputs[position].aval.is_float:
+            dtype = fn.inputs[position].aval.dtype
+            raise EngineError(
+                BAD_WRT, f"wrt names {name!r}, an {dtype} input; only floating inputs are differentiable", "/wrt"
+            )
+        if position in positions:
+            raise EngineError(BAD_WRT, f"wrt names {name!r} twice", "/wrt")
+        positions.append(position)
+    return tuple(positions)
+
+
+def choose_jacobian_mode(fn: Function, positions: tuple[int, ...], mode: str) -> str:
+    if mode not in JACOBIAN_MODES:
+        raise EngineError(BAD_PARAM, f"mode must be one of {', '.join(JACOBIAN_MODES)}, got {mode!r}", "/mode")
+    if mode != "auto":
+        return mode
+    input_size = sum(fn.inputs[i].aval.size for i in positions)
+    return "forward" if input_size < fn.output.aval.size else "reverse"
+
+
+def _moving_inputs(fn: Function, tangents: Mapping[str, Any]) -> list[str]:
+    """Without wrt, the tangents given say which inputs move (in input order)."""
+    unknown = sorted(set(tangents) - set(fn.input_names))
+    if unknown:
+        raise EngineError(
+            BAD_INPUT, f"a tangent is given for {unknown[0]!r}, which is not an input", pointer("tangents", unknown[0])
+        )
+    return [n for n in fn.input_names if n in tangents]
+
+
+def sized(array: np.ndarray, location: str, limits: Limits, dtype: str | None) -> np.ndarray:
+    detail = cost.array_limit_detail(array.size, limits)
+    if detail:
+        raise EngineError(TOO_LARGE, detail, location)
+    if dtype is None or array.dtype.kind != "f" or array.dtype == dtype:
+        return array
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype)
+    overflowed = np.isinf(cast) & np.isfinite(array)
+    if overflowed.any():
+        value = array[overflowed].flat[0]
+        raise EngineError(
+            BAD_INPUT,
+            f"{value!r} does not fit {dtype} (its largest is {np.finfo(dtype).max:.4g}); compute in float64",
+            location,
+        )
+    return cast
+
+
+def sized_extra(op: Operation, extra: Any, limits: Limits, dtype: str | None) -> Any:
+    if op.extra is None or extra is None:
+        return extra
+    if op.extra.per_input:
+        return {name: sized(t, pointer(op.extra.name, name), limits, dtype) for name, t in extra.items()}
+    return sized(extra, pointer(op.extra.name), limits, dtype)
+
+
+def _host_array(value: Any, aval: ShapedArray, field: str, name: str | None = None) -> np.ndarray:
+    """`value` as an array of `aval`'s dtype, which must have its shape; `field` (and `name`)
+    say where the request gave it."""
+    array = np.asarray(value, dtype=aval.dtype)
+    if array.shape != aval.shape:
+        what = f"{field}[{name!r}]" if name is not None else field
+        location = pointer(field) if name is None else pointer(field, name)
+        raise EngineError(BAD_INPUT, f"{what} must have shape {list(aval.shape)}, got {list(array.shape)}", location)
+    return array
+
+
+def input_arguments(fn: Function, inputs: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+    missing = [n for n in fn.input_names if n not in inputs]
+    if missing:
+        raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs")
+    return tuple(_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs))
+
+
+def extra_arguments(fn: Function, op: Operation, positions: tuple[int, ...], extra: Any) -> tuple[np.ndarray, ...]:
+    if op.extra is None:
+        return ()
+    if extra is None:
+        raise EngineError(BAD_INPUT, f"{op.name} needs {op.extra.name}", pointer(op.extra.name))
+    if not op.extra.per_input:
+        return (_host_array(extra, fn.output.aval, op.extra.name),)
+    names = [fn.input_names[i] for i in positions]
+    missing = [n for n in names if n not in extra]
+    if missing:
+        raise EngineError(BAD_INPUT, f"missing {op.extra.name} for: {', '.join(missing)}", pointer(op.extra.name))
+    unexpected = sorted(set(extra) - set(names))
+    if unexpected:
+        raise EngineError(
+            BAD_INPUT,
+            f"{op.extra.name} given for inputs not differentiated: {', '.join(unexpected)}",
+            pointer(op.extra.name, unexpected[0]),
+        )
+    return tuple(_host_array(extra[name], fn.inputs[i].aval, op.extra.name, name) for name, i in zip(names, positions))
+
+
+def estimate(fn: Function, operation: str, options: Options = DEFAULT_OPTIONS) -> cost.Cost:
+    """What `operation` of `fn` would return and allocate, from static shapes."""
+    op = lookup(operation)
+    positions, mode = resolve(fn, op, options)
+    return _estimate(fn, op, positions, mode)
+
+
+def _estimate(fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None) -> cost.Cost:
+    return cost.estimate(fn, op.result_shapes(fn, positions), op.sweeps(fn, positions, mode), op.order, mode)
+
+
+def transformed(fn: Function, operation: str, options: Options = DEFAULT_OPTIONS) -> Function:
+    """The function `operation` runs for `fn` (the IR that the interpreter executes)."""
+    op = lookup(operation)
+    positions, mode = resolve(fn, op, options)
+    return op.build(fn, positions, mode, options.reduce == "sum")

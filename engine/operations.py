@@ -77,6 +77,7 @@ class Options:
     reduce: str = "none"  # "sum": the gradient of the output's sum
     mode: str = "auto"  # a Jacobian's: "forward", "reverse", or chosen by size
     dtype: str | None = None  # floating inputs are cast to it; None keeps their own
+    verify: bool = False  # check the derivative against finite differences (engine.verification)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Operation:
     build: Callable[[Function, tuple[int, ...], str | None, bool], Function]
     results: tuple[Result, ...] = ()
     extra: Extra | None = None
-    options: tuple[str, ...] = ()  # the options it reads beyond wrt: "reduce", "mode"
+    options: tuple[str, ...] = ()  # the options it reads beyond wrt: "reduce", "mode", "verify"
     scalar_output: bool = False  # needs a scalar output (unless reduce is "sum")
     # Batches of basis vectors its sweeps carry: (fn, positions, mode) -> one size per sweep.
     sweeps: Callable[[Function, tuple[int, ...], str | None], list[int]] = lambda fn, positions, mode: [1]
@@ -137,7 +138,7 @@ OPERATIONS: dict[str, Operation] = {
             'The gradient of a scalar output with respect to each `wrt` input (`y.backward()`). With `reduce: "sum"` '
             "a non-scalar output is summed first, as MXNet and TensorFlow do; `value` stays the unreduced output.", 1,
             build=lambda fn, positions, mode, reduce_sum: derivatives.gradient_function(fn, positions, reduce_sum),
-            results=(Result("gradient", PER_INPUT, _GRADIENT_DOC),), options=("reduce",), scalar_output=True,
+            results=(Result("gradient", PER_INPUT, _GRADIENT_DOC),), options=("reduce", "verify"), scalar_output=True,
         ),
         Operation(
             "vjp", "Vector-Jacobian product (reverse mode)",
@@ -145,6 +146,7 @@ OPERATIONS: dict[str, Operation] = {
             build=lambda fn, positions, mode, reduce_sum: derivatives.vjp_function(fn, positions),
             results=(Result("vjp", PER_INPUT, "input name -> cotangent shaped like that input"),),
             extra=Extra("cotangent", False, "shaped like the output: the head gradient v of y.backward(v)"),
+            options=("verify",),
         ),
         Operation(
             "jvp", "Jacobian-vector product (forward mode)",
@@ -152,6 +154,7 @@ OPERATIONS: dict[str, Operation] = {
             build=lambda fn, positions, mode, reduce_sum: derivatives.jvp_function(fn, positions),
             results=(Result("jvp", OUTPUT, "shaped like the output"),),
             extra=Extra("tangents", True, "input name -> direction, one per differentiated input"),
+            options=("verify",),
         ),
         Operation(
             "jacobian", "Full Jacobian",
@@ -160,7 +163,7 @@ OPERATIONS: dict[str, Operation] = {
             "checked from shapes before anything is computed.", 1,
             build=lambda fn, positions, mode, reduce_sum: derivatives.jacobian_function(fn, positions, mode),
             results=(Result("jacobian", JACOBIAN, "input name -> array of shape output.shape + input.shape"),),
-            options=("mode",), sweeps=_jacobian_sweeps,
+            options=("mode", "verify"), sweeps=_jacobian_sweeps,
         ),
         Operation(
             "hessian", "Hessian of a scalar function",
@@ -168,7 +171,7 @@ OPERATIONS: dict[str, Operation] = {
             "in1.shape + in2.shape.", 2,
             build=lambda fn, positions, mode, reduce_sum: derivatives.hessian_function(fn, positions),
             results=(Result("hessian", PAIRS, "name -> name -> array of shape in1.shape + in2.shape"),),
-            scalar_output=True, sweeps=_sweep_per_input,
+            options=("verify",), scalar_output=True, sweeps=_sweep_per_input,
         ),
         Operation(
             "hvp", "Hessian-vector product",
@@ -176,7 +179,8 @@ OPERATIONS: dict[str, Operation] = {
             build=lambda fn, positions, mode, reduce_sum: derivatives.hvp_function(fn, positions),
             results=(Result("gradient", PER_INPUT, _GRADIENT_DOC),
                      Result("hvp", PER_INPUT, "input name -> (H @ v) shaped like that input")),
-            extra=Extra("tangents", True, "input name -> the vector v of H @ v"), scalar_output=True,
+            extra=Extra("tangents", True, "input name -> the vector v of H @ v"), options=("verify",),
+            scalar_output=True,
         ),
     ]
 }  # fmt: skip

@@ -7,13 +7,14 @@ by the same `bind`, when it runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from engine import backend, cost, frontends, interpreter
+from engine import backend, cost, frontends, interpreter, verification
 from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, TOO_LARGE, EngineError, pointer
 from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
@@ -25,6 +26,7 @@ class Answer:
     fields: dict[str, Any]  # "value", then each result's field (and "mode" where one was chosen)
     nodes: int  # equations of the function as built
     seconds: float  # time spent computing
+    verification: dict[str, Any] | None = None  # with verify: engine.verification's report
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class Task:
     mode: str | None
     reduce_sum: bool
     estimate: cost.Cost | None  # None where no limits applied (library use)
+    verify: bool = False
+    # A program's IR depends on its inputs' values: verification builds it again at the
+    # perturbed inputs ({name: array} -> Function) to see whether it takes the same path.
+    rebuild: Callable[[dict[str, np.ndarray]], Function] | None = None
 
     def run(self, backend_name: str = "numpy") -> Answer:
         started = time.perf_counter()
@@ -47,7 +53,8 @@ class Task:
         fields = run_and_pack(self.operation, transformed, self.arguments, fn, self.positions, backend_name)
         if "mode" in self.operation.options:
             fields["mode"] = self.mode
-        return Answer(fields, len(fn.equations), time.perf_counter() - started)
+        checked = verification.verify(self, fields, backend_name) if self.verify else None
+        return Answer(fields, len(fn.equations), time.perf_counter() - started, checked)
 
 
 def run_and_pack(
@@ -86,7 +93,9 @@ class ProgramTask:
     def run(self, backend_name: str = "numpy") -> Answer:
         started = time.perf_counter()
         fn = frontends.from_program(self.source, self.inputs, self.limits)
-        answer = bind(fn, self.operation.name, self.inputs, self.extra, self.options, self.limits).run(backend_name)
+        task = bind(fn, self.operation.name, self.inputs, self.extra, self.options, self.limits)
+        rebuild = partial(frontends.from_program, self.source, limits=self.limits)
+        answer = replace(task, rebuild=rebuild).run(backend_name)
         return replace(answer, seconds=time.perf_counter() - started)
 
 
@@ -109,7 +118,7 @@ def bind(
         if detail:
             raise EngineError(TOO_LARGE, detail)
     arguments = input_arguments(fn, inputs) + extra_arguments(fn, op, positions, extra)
-    return Task(op, fn, arguments, positions, mode, options.reduce == "sum", estimate)
+    return Task(op, fn, arguments, positions, mode, options.reduce == "sum", estimate, options.verify)
 
 
 def resolve(fn: Function, op: Operation, options: Options, extra: Any = None) -> tuple[tuple[int, ...], str | None]:

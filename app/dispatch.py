@@ -104,6 +104,8 @@ class Dispatcher:
             **({"mode": answer.fields["mode"]} if "mode" in answer.fields else {}),
             "timings_ms": {name: round(seconds * 1e3, 3) for name, seconds in timings.items()},
         }
+        if answer.verification is not None:
+            body["meta"]["verification"] = answer.verification
         return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
     def _prepare_small_inline(
@@ -163,6 +165,7 @@ def _options(request: FunctionRequest, dtype: str | None = None) -> Options:
         reduce=getattr(request, "reduce", "none"),
         mode=getattr(request, "mode", "auto"),
         dtype=dtype,
+        verify=getattr(request, "verify", False),
     )
 
 

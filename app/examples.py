@@ -78,6 +78,10 @@ GRAD = {
         "a graph: d = a * (a + b), gradients 2a + b and a",
         {"function": {"graph": CSC321_GRAPH}, "inputs": {"a": 2.0, "b": 3.0}},
     ),
+    "verify": _example(
+        "verify: the gradient checked against finite differences, in meta.verification",
+        {"function": {"expression": "sum(sin(x) * x**2)"}, "inputs": {"x": X}, "verify": True},
+    ),
 }
 
 VJP = {
@@ -116,6 +120,15 @@ HVP = {
     "quadratic_form": _example(
         "x^T A x: H @ v = (A + A^T) v, without forming H",
         {"function": QUADRATIC_FORM, "inputs": {"x": [1.0, 2.0], "A": A}, "wrt": ["x"], "tangents": {"x": [1.0, 0.0]}},
+    ),
+    "verify": _example(
+        "verify: H @ v checked against the difference of the gradient along v",
+        {
+            "function": {"expression": "sum(sin(x) * x**2)"},
+            "inputs": {"x": X},
+            "tangents": {"x": [1.0, 0.0, 0.0, 1.0]},
+            "verify": True,
+        },
     ),
 }
 

@@ -156,6 +156,9 @@ _OPTION_FIELDS: dict[str, Any] = {
                                 "the sum of the output")),
     "mode": (JacobianMode, Field("auto", description="auto: forward when the inputs are fewer than the outputs, "
                                  "else reverse")),
+    "verify": (bool, Field(False, description="check the derivative against central finite differences along a "
+                           "few directions (two more evaluations of the function, or of its gradient, per "
+                           "direction); the report is meta.verification")),
 }  # fmt: skip
 
 
@@ -192,6 +195,25 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Verification(ResponseModel):
+    """The derivative checked against central finite differences (`verify: true`)."""
+
+    verdict: Literal["pass", "fail", "path-changed", "inconclusive"] = Field(
+        description="pass: error <= tolerance; path-changed: a program took another path at a perturbed input; "
+        "inconclusive: the derivative or the difference is not finite there"
+    )
+    error: float | None = Field(
+        description="max |derivative - difference| over the derivative's size (plus the difference's rounding "
+        "floor over the tolerance), along the directions; null unless pass or fail"
+    )
+    tolerance: float = Field(description="the largest error that passes: 1e-6 in float64, 1e-2 in float32")
+    step: float = Field(description="h = cbrt(eps): each input moves by h * max(|x|, 1) * (a normal number)")
+    directions: int = Field(description="directions checked: random ones, or the request's tangents")
+    evaluations: int = Field(description="extra evaluations of the function (first order) or its gradient")
+    compared: str = Field(description="what was compared with what")
+    detail: str
+
+
 class Meta(ResponseModel):
     device: str = Field(description='"cpu" or "gpu"')
     backend: str = Field(description="the array library the worker ran on")
@@ -200,6 +222,7 @@ class Meta(ResponseModel):
     timings_ms: dict[str, float] = Field(
         description="prepare (parse, build, check), worker (round trip), compute (in the worker), encode, total"
     )
+    verification: Verification | None = Field(None, description="with verify: true, the derivative's check")
 
 
 class ComputeResponse(ResponseModel):

@@ -55,3 +55,4 @@ BAD_INPUT = "bad_input"  # missing or extra inputs, wrong tangent/cotangent shap
 LIMIT = "limit"  # a budget of work was exceeded: nesting depth, node count, program steps
 TOO_LARGE = "too_large"  # a size was exceeded: source length, array elements
 NUMERIC = "numeric"  # a failure while computing (singular matrix, ...)
+NO_FORMULA = "no_formula"  # a derivative the expression language cannot write (engine.printing)

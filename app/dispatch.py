@@ -20,9 +20,16 @@ from app import arrays
 from app.admission import LONG, SHORT, Gate
 from app.handles import HandleStore
 from app.pool import Pool
-from app.schemas import FunctionRequest, FunctionSpec, LinearizeRequest, ProductRequest, ValidateRequest
+from app.schemas import (
+    DerivativeFormulaRequest,
+    FunctionRequest,
+    FunctionSpec,
+    LinearizeRequest,
+    ProductRequest,
+    ValidateRequest,
+)
 from app.settings import Settings
-from engine import boundary, linearize, operations, tasks
+from engine import boundary, formula, linearize, operations, tasks
 from engine.frontends.inputs import aval_of
 from engine.ir import ShapedArray
 from engine.linearize import ProductTask
@@ -138,6 +145,26 @@ class Dispatcher:
             _options(request, request.dtype),
             self.limits,
         )
+
+    async def derivative_formulas(self, request: DerivativeFormulaRequest) -> Response:
+        """The derivative as text (engine.formula): symbolic work on shapes alone, done here."""
+        started = time.perf_counter()
+        avals = {name: _aval(value, request.dtype) for name, value in request.inputs.items()}
+        wrt = None if request.wrt is None else tuple(request.wrt)
+        definition = request.function.definition()
+        formulas = await self._prepared(
+            request.function,
+            lambda: formula.derivative_formulas(definition, avals, wrt, request.order, request.reduce, self.limits),
+        )
+        body: dict[str, Any] = {
+            "of": formulas.of,
+            "derivative": {name: {source.kind: source.text} for name, source in formulas.formulas.items()},
+        }
+        if formulas.vectors:
+            body["vectors"] = formulas.vectors
+        total_ms = round((time.perf_counter() - started) * 1e3, 3)
+        body["meta"] = {"nodes": formulas.nodes, "timings_ms": {"total": total_ms}}
+        return Response(orjson.dumps(body), media_type="application/json")
 
     async def validate(self, request: ValidateRequest) -> dict[str, Any]:
         """Shapes and cost without computing. Sizes over the limits are reported, not refused."""

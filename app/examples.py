@@ -167,8 +167,28 @@ LINEARIZED_PRODUCTS = {
     "hvp": {"direction": _example("H @ v along dW", {"tangents": {"W": [[1.0, 0.0], [0.0, 1.0]]}})},
 }
 
+DERIVATIVE = {
+    "two_dot": _example("d/dx 2*dot(x, x): 4 * x", {"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": X}}),
+    "sin": _example(
+        "D2L's exercise: the derivative of sin(x) without writing cos, for 100 points (shapes are enough)",
+        {"function": {"expression": "sin(x)"}, "inputs": {"x": {"dtype": "float64", "shape": [100]}}, "reduce": "sum"},
+    ),
+    "second": _example(
+        "order 2 of a scalar function of one scalar: the second derivative",
+        {"function": {"expression": "x * exp(-x)"}, "inputs": {"x": 1.0}, "order": 2},
+    ),
+    "hvp": _example(
+        "order 2: x^T A x's Hessian-vector product, a formula of x, A and v",
+        {"function": QUADRATIC_FORM, "inputs": {"x": [1.0, 2.0], "A": A}, "wrt": ["x"], "order": 2},
+    ),
+    "graph": _example(
+        "a graph: d = a * (a + b), its gradients as expressions",
+        {"function": {"graph": CSC321_GRAPH}, "inputs": {"a": 2.0, "b": 3.0}},
+    ),
+}
+
 # The examples of each endpoint's request in the OpenAPI document, by operation name.
 EXAMPLES = {
     "evaluate": EVALUATE, "grad": GRAD, "vjp": VJP, "jvp": JVP, "jacobian": JACOBIAN, "hessian": HESSIAN,
-    "hvp": HVP, "validate": VALIDATE, "linearize": LINEARIZE,
+    "hvp": HVP, "validate": VALIDATE, "linearize": LINEARIZE, "derivative": DERIVATIVE,
 }  # fmt: skip

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model,
 from typing_extensions import TypeAliasType
 
 from app import arrays
-from engine import linearize, operations
+from engine import formula, linearize, operations
 
 NonFinite = Literal["NaN", "Infinity", "-Infinity"]
 NestedNumbers = TypeAliasType(
@@ -186,6 +186,19 @@ class ValidateRequest(FunctionRequest):
     mode: JacobianMode = "auto"
 
 
+class DerivativeFormulaRequest(FunctionRequest):
+    inputs: dict[str, ArrayOrShapeIn] = Field(
+        default_factory=dict, description='name -> array, or {"dtype", "shape"} alone: a formula needs only shapes'
+    )
+    wrt: Wrt = None
+    order: Literal[formula.ORDERS] = Field(
+        1,
+        description="1: the gradient; 2: the Hessian-vector product H v (a formula of the inputs and a vector v "
+        "per input), or f'' for a scalar function of one scalar input",
+    )
+    reduce: Reduction = Field("none", description='"sum": the gradient of the sum of a non-scalar output (order 1)')
+
+
 # ---- responses: written by app.dispatch (orjson); these models document them ----
 
 
@@ -277,6 +290,44 @@ def _product_request_model(op: operations.Operation) -> type[ProductRequest]:
 PRODUCT_REQUESTS: dict[str, type[ProductRequest]] = {
     name: _product_request_model(operations.lookup(name)) for name in linearize.PRODUCTS
 }
+
+
+# ---- the derivative as a formula (/v1/derivative) ----
+
+
+class FormulaSource(ResponseModel):
+    """A function in the request's own terms: post it as `function`, with the same inputs, to
+    /v1/evaluate."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    expression: str | None = Field(None, description="an expression", json_schema_extra=_without_null)
+    program: str | None = Field(
+        None,
+        description="a program whose assignments name what repeats, when that is shorter or the expression "
+        "would nest too deeply",
+        json_schema_extra=_without_null,
+    )
+
+
+class FormulaMeta(ResponseModel):
+    nodes: int = Field(description="operations of the simplified derivatives, all inputs together")
+    timings_ms: dict[str, float] = Field(description="total: building, differentiating, simplifying, printing")
+
+
+class DerivativeResponse(ResponseModel):
+    of: Literal[formula.GRADIENT, formula.HESSIAN_VECTOR_PRODUCT, formula.SECOND_DERIVATIVE] = Field(
+        description="what the formulas are"
+    )
+    derivative: dict[str, FormulaSource] = Field(
+        description="input name -> the derivative with respect to it, as a function of all the inputs (and, for a "
+        "Hessian-vector product, of the vectors)"
+    )
+    vectors: dict[str, str] | None = Field(
+        None,
+        description="for a Hessian-vector product: input name -> the name its vector v has in the formulas; "
+        "give it as an input when evaluating them",
+    )
+    meta: FormulaMeta | None = None
 
 
 class OutputSpec(ResponseModel):

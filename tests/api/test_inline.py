@@ -17,7 +17,7 @@ DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openap
 EXAMPLES = [
     (path, example["value"])
     for path, item in DOCUMENT["paths"].items()
-    if "post" in item and path not in ("/v1/validate", "/v1/linearize") and "{" not in path
+    if "post" in item and path not in ("/v1/validate", "/v1/linearize", "/v1/derivative") and "{" not in path
     for example in item["post"]["requestBody"]["content"]["application/json"]["examples"].values()
 ]
 

@@ -15,6 +15,7 @@ from tests.api.conftest import b64
 pytestmark = pytest.mark.anyio
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text())
+ANSWERS_WITHOUT_ARRAYS = ("/v1/validate", "/v1/derivative")  # their requests take no encoding
 POST_EXAMPLES = [
     pytest.param(path, example["value"], id=f"{path}:{name}")
     for path, item in DOCUMENT["paths"].items()
@@ -37,7 +38,7 @@ def assert_documented(method: str, path: str, response) -> None:
 @pytest.mark.parametrize(("path", "body"), POST_EXAMPLES)
 @pytest.mark.parametrize("encoding", ["json", "base64"])
 async def test_every_example_answer_fits_its_declared_schema(asgi_client, path, body, encoding):
-    if path != "/v1/validate":
+    if path not in ANSWERS_WITHOUT_ARRAYS:
         body = {**body, "encoding": encoding}
     response = await asgi_client.post(path, json=body)
     assert response.status_code == 200, response.text

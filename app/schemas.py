@@ -220,7 +220,7 @@ class Verification(ResponseModel):
         "floor over the tolerance), along the directions; null unless pass or fail"
     )
     tolerance: float = Field(description="the largest error that passes: 1e-6 in float64, 1e-2 in float32")
-    step: float = Field(description="h = cbrt(eps): each input moves by h * max(|x|, 1) * (a normal number)")
+    step: float = Field(description="h = cbrt(eps): each input moves by h * max(|x|, 1) * (uniform in [-1, 1))")
     directions: int = Field(description="directions checked: random ones, or the request's tangents")
     evaluations: int = Field(description="extra evaluations of the function (first order) or its gradient")
     compared: str = Field(description="what was compared with what")

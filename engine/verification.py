@@ -14,20 +14,23 @@ What is compared, for each operation:
 
 The step. An input moves to x +- h d: h = cbrt(eps) of the computation's dtype (6.1e-6 in
 float64, 4.9e-3 in float32), which balances a central difference's truncation error (h^2)
-against its rounding error (eps / h); a random d has standard normal entries times
-max(|x|, 1), so each entry moves by a step relative to its own magnitude, and never by
-less than h. The request's own tangents are scaled as a whole to that size. The directions
-are the same for every request (a fixed seed), so a verdict can be reproduced.
+against its rounding error (eps / h); a random d has entries uniform in [-1, 1) times
+max(|x|, 1), so each entry moves by a step relative to its own magnitude. One random
+direction detects a wrong derivative: the error's projection on it vanishes with probability
+0. The request's own tangents are scaled as a whole so that the largest moves by h max(|x|, 1).
+The directions are the same for every request (a fixed seed), so a verdict can be reproduced.
 
 The verdict. With a the derivative's directional value and b the difference's, the error is
-|a - b| / (|a| + rounding / tolerance), maxima over elements: |a| counts the terms of an inner
-product before they cancel, and `rounding` is the difference's own noise floor, 64 eps times
-the differenced values over h, so that a derivative near zero is not failed for the
-difference's rounding. It passes when the error is at most the tolerance: 1e-6 in float64, 1e-2 in
-float32, where a central difference with this step is good to about eps^(2/3) of the scale
-(4e-11 and 2e-5) times the function's third derivative. A wrong rule is off by a factor, not by
-1e-6. A program is built again at each perturbed point; when it takes another path (its IR
-differs), the differences mean nothing and the verdict is "path-changed".
+max |a - b| / (max(|a|, |b|) + rounding / tolerance): `rounding` bounds what rounding alone
+makes them differ by, 64 eps times the size of the terms they are made of (an inner product's
+before they cancel; the differenced values over the step), so that a derivative near zero is
+not failed for the difference's noise. It passes when the error is at most the tolerance:
+1e-6 in float64, 1e-2 in float32, where a central difference with this step is good to about
+eps^(2/3) of the scale (4e-11 and 2e-5) times the function's third derivative; a wrong rule is
+off by a factor, not by 1e-6. A program is built again at each perturbed point; when it takes
+another path (its IR differs), the differences mean nothing and the verdict is "path-changed".
+A function that fails at a perturbed point, or a derivative or difference that is not finite,
+is "inconclusive".
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import backend, derivatives, interpreter
+from engine.cache import WeightedCache
 from engine.errors import EngineError
 
 if TYPE_CHECKING:
@@ -88,14 +92,21 @@ def _same(arrays: Sequence[np.ndarray]) -> Differenced:
     return Differenced(flat, np.abs(flat))
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """<a, b> summed in float64: by BLAS for float64 arrays, else cast as it goes (no copies)."""
+    a, b = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+    if a.dtype == b.dtype == np.float64:
+        return float(np.dot(a, b))
+    return float(np.einsum("i,i->", a, b, dtype=np.float64))
+
+
 def _inner(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) -> Differenced:
     """sum_i <left_i, right_i>, and |left| |right|, which bounds the sum of its terms'
-    magnitudes (Cauchy-Schwarz) at the cost of two BLAS calls, not a pass of numpy."""
+    magnitudes (Cauchy-Schwarz) at the cost of dot products, not of passes of numpy."""
     value = size = 0.0
     for a, b in zip(left, right):
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        value += float(np.vdot(a, b))
-        size += float(np.linalg.norm(a.reshape(-1)) * np.linalg.norm(b.reshape(-1)))
+        value += _dot(a, b)
+        size += float(np.sqrt(_dot(a, a) * _dot(b, b)))
     return Differenced(np.array([value]), np.array([size]))
 
 
@@ -165,13 +176,15 @@ def verify(task: Task, fields: dict[str, Any], backend_name: str = "numpy") -> d
     directions = _directions(task, check, inputs, step)
     outputs_at = _evaluator(task, check, backend_name)
     errors, evaluations = [], 0
+    # One buffer per moved input for both sides: what is differenced is copied out of the
+    # outputs before the other side is computed, and fresh arrays cost page faults here.
+    buffers = {position: np.empty_like(inputs[position]) for position in task.positions}
     for displacement, length in directions:
         sides = []
-        for sign in (1, -1):
+        for move in (np.add, np.subtract):
             moved = list(inputs)
             for position, delta in zip(task.positions, displacement):
-                x = inputs[position]
-                moved[position] = np.add(x, delta, dtype=x.dtype) if sign > 0 else np.subtract(x, delta, dtype=x.dtype)
+                moved[position] = move(inputs[position], delta, out=buffers[position])
             try:
                 outputs = outputs_at(moved)
             except EngineError as error:
@@ -215,19 +228,33 @@ def _directions(
         magnitude = max((np.abs(x).max(initial=0.0) for x in moving), default=0.0)
         length = step * max(magnitude, 1.0) / largest if largest > 0 else step
         return [([t * length for t in tangents], length)]
-    rng = np.random.default_rng(SEED)
-    return [([_random_displacement(rng, x, step) for x in moving], 1.0) for _ in range(RANDOM_DIRECTIONS)]
+    return [
+        ([_random_displacement(p, k, x, step) for p, x in enumerate(moving)], 1.0) for k in range(RANDOM_DIRECTIONS)
+    ]
 
 
-def _random_displacement(rng: np.random.Generator, x: np.ndarray, step: float) -> np.ndarray:
-    """Uniform in [-step, step) times max(|x|, 1), elementwise, in x's dtype (uniform numbers
-    cost a fifth of normal ones, and any direction with no preferred axis detects an error).
-    Rounding x + displacement to the dtype moves it by eps |x|, at most eps / step = eps^(2/3)
-    of the displacement: far below the tolerance."""
-    displacement = rng.uniform(-step, step, x.shape)
+def _random_displacement(position: int, direction: int, x: np.ndarray, step: float) -> np.ndarray:
+    """Uniform in [-step, step) times max(|x|, 1), elementwise, in x's dtype. Rounding
+    x + displacement to the dtype moves it by eps |x|, at most eps / step = eps^(2/3) of the
+    displacement: far below the tolerance."""
+    displacement = _uniform(x.shape, x.dtype.str, position, direction) * x.dtype.type(step)
     if x.size and (x.max() > 1 or x.min() < -1):  # else max(|x|, 1) is 1: two passes, not three
-        displacement *= np.maximum(np.abs(x), 1.0)
-    return displacement.astype(x.dtype, copy=False)
+        displacement *= np.maximum(np.abs(x), 1)
+    return displacement
+
+
+# Random numbers cost more than the rest of a check on a network's weights; the directions are
+# the same for every request (a fixed seed), so they are drawn once per shape, in each process.
+DIRECTIONS = WeightedCache(max_bytes=64 << 20)
+
+
+@DIRECTIONS.memoize(lambda direction: direction.nbytes)
+def _uniform(shape: tuple[int, ...], dtype: str, position: int, direction: int) -> np.ndarray:
+    """Uniform numbers in [-1, 1) (any direction with no preferred axis detects an error),
+    drawn for the `position`-th differentiated input's `direction`-th direction."""
+    values = np.random.default_rng((SEED, position, direction)).uniform(-1.0, 1.0, shape).astype(dtype)
+    values.flags.writeable = False
+    return values
 
 
 def _evaluator(task: Task, check: Check, backend_name: str) -> Callable[[list[np.ndarray]], list[np.ndarray] | None]:

@@ -4,9 +4,9 @@
 #   ray                cpu, with Ray               docker build --target ray -t gradserve:ray .
 # docker run -p 127.0.0.1:8000:8000 gradserve; settings are GRADSERVE_* variables (-e GRADSERVE_WORKERS=4).
 #
-# Each target's dependencies are installed in a layer that only pyproject.toml invalidates, and
-# downloads are kept in BuildKit's pip cache between builds: editing the code rebuilds only the
-# gradserve wheel, which the runtime stage installs.
+# Each target's dependencies are installed in a layer that only a change of its requirements
+# invalidates, and downloads stay in BuildKit's pip cache between builds: editing the code
+# rebuilds only the gradserve wheel, which the runtime stage installs.
 
 FROM python:3.11-slim AS python
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,22 +14,29 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/gradserve/bin:$PATH
 
-# The dependencies, in a virtual environment that the runtime stage copies whole; it has no pip
-# of its own (the image's pip installs into it with --python).
-FROM python AS dependencies
+# The requirements of each target, from pyproject.toml: the layers below are keyed on these
+# files, so pyproject.toml's other contents (the test extra, the tools' settings) leave them be.
+FROM python AS requirements
 WORKDIR /build
 COPY pyproject.toml scripts/requirements.py ./
 RUN python requirements.py > core.txt \
  && python requirements.py gpu > gpu.txt \
- && python requirements.py ray > ray.txt \
- && python -m venv --without-pip /opt/gradserve
-RUN --mount=type=cache,target=/root/.cache/pip pip --python /opt/gradserve/bin/python install --requirement core.txt
+ && python requirements.py ray > ray.txt
+
+# The dependencies, in a virtual environment that the runtime stage copies whole; it has no pip
+# of its own (the image's pip installs into it with --python).
+FROM python AS dependencies
+COPY --from=requirements /build/core.txt /build/
+RUN --mount=type=cache,target=/root/.cache/pip python -m venv --without-pip /opt/gradserve \
+ && pip --python /opt/gradserve/bin/python install --requirement /build/core.txt
 
 FROM dependencies AS dependencies-gpu
-RUN --mount=type=cache,target=/root/.cache/pip pip --python /opt/gradserve/bin/python install --requirement gpu.txt
+COPY --from=requirements /build/gpu.txt /build/
+RUN --mount=type=cache,target=/root/.cache/pip pip --python /opt/gradserve/bin/python install --requirement /build/gpu.txt
 
 FROM dependencies AS dependencies-ray
-RUN --mount=type=cache,target=/root/.cache/pip pip --python /opt/gradserve/bin/python install --requirement ray.txt
+COPY --from=requirements /build/ray.txt /build/
+RUN --mount=type=cache,target=/root/.cache/pip pip --python /opt/gradserve/bin/python install --requirement /build/ray.txt
 
 # gradserve itself, as a wheel (its dependencies are above).
 FROM python AS wheel

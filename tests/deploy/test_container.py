@@ -1,6 +1,7 @@
 """The CPU image, started with `docker run` as a user would: its own HEALTHCHECK reports
 healthy, and the API's core cases pass against it over HTTP: the seed tutorials' examples,
-an error, and a computation stopped at the deadline."""
+an error, and a computation stopped at the deadline. The GPU image is built, not run (there
+is no GPU here)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from tests.api import test_seeds
 from tests.api.conftest import assert_problem
 from tests.api.test_pool import ENDLESS_STEPS, FOREVER, TWO_DOT
-from tests.deploy.conftest import grad_of_two_dot, inspect, published_url, run, wait_healthy
+from tests.deploy.conftest import build, grad_of_two_dot, inspect, published_url, run, wait_healthy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.containers, pytest.mark.timeout(1800)]
 
@@ -64,3 +65,9 @@ async def test_a_computation_past_the_deadline_is_stopped_and_the_next_is_served
 
 def test_grad_over_plain_http(container):
     assert grad_of_two_dot(published_url(container)) == [0.0, 4.0, 8.0, 12.0]
+
+
+def test_the_gpu_image_builds_and_computes_with_cupy(docker):
+    config = inspect(build("gpu"))["Config"]
+    assert "GRADSERVE_BACKEND=cupy" in config["Env"]
+    assert config["User"] == "10001"

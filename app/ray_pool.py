@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -79,15 +80,16 @@ class RayPool:
     lane_of = LocalPool.lane_of  # the same lanes as the local pool
 
     async def start(self) -> None:
-        """Join Ray (the cluster at `ray_address`, or a private instance on this machine's
-        loopback when there is none) unless this process has already, then wait until every
-        actor has started: on a cluster, until there are CPU slots for them all."""
+        """Join Ray (the cluster at `ray_address`, or a private instance on this machine when
+        there is none) unless this process has already, then wait until every actor has
+        started: on a cluster, until there are CPU slots for them all."""
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, namespace="gradserve", log_to_driver=False)
             else:
-                ray.init(num_cpus=self.workers, include_dashboard=False, _node_ip_address="127.0.0.1",
-                         namespace="gradserve", log_to_driver=False)  # fmt: skip
+                # A private instance sends Ray's usage statistics nowhere unless its operator asks.
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                ray.init(num_cpus=self.workers, include_dashboard=False, namespace="gradserve", log_to_driver=False)
             self._owns_ray = True
         self._admission = Admission(self.workers, self.deadline, self.capacity)
         self._idle = asyncio.Queue()

@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.ray]
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    """Ray on this machine's loopback, two CPU slots, no GPU, shared by the module's apps."""
+    """Ray on this machine, two CPU slots, no GPU, shared by the module's apps."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:

@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         None,
         validation_alias=AliasChoices("RAY_ADDRESS", "GRADSERVE_RAY_ADDRESS"),
-        description="with the ray executor: the cluster to join (`auto` on a node of it, `ray://HEAD:10001` for "
-        "Ray Client); unset: a private Ray instance on this machine. Read from RAY_ADDRESS, as Ray itself does",
+        description="with the ray executor: the cluster this machine is a node of (`auto`, or the head's "
+        "`HOST:6379`); unset: a private Ray instance on this machine. Read from RAY_ADDRESS, as Ray itself does",
     )
     backend: Literal["numpy", "cupy"] = Field("numpy", description="array namespace of the workers (cupy: a GPU)")
     worker_threads: int = Field(

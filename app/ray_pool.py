@@ -66,7 +66,9 @@ class RayPool:
         self.long_work_operations = settings.long_work_operations
         self.long_work_elements = settings.long_work_elements
         self.address = settings.ray_address
-        self._actor_options = dict(num_cpus=1, num_gpus=1 if settings.backend == "cupy" else 0, max_restarts=0)
+        self._actor_class = ray.remote(WorkerActor).options(
+            num_cpus=1, num_gpus=1 if settings.backend == "cupy" else 0, max_restarts=0
+        )
         self._actor_args = (settings.backend, settings.worker_threads, settings.worker_cache_bytes)
         self._actors: list[ActorHandle] = []
         self._idle: asyncio.Queue[ActorHandle] | None = None  # made in start(), on the running loop
@@ -170,13 +172,15 @@ class RayPool:
         )
 
     def _new_actor(self) -> ActorHandle:
-        actor = ray.remote(WorkerActor).options(**self._actor_options).remote(*self._actor_args)
+        actor = self._actor_class.remote(*self._actor_args)
         self._actors.append(actor)
         return actor
 
     def _replace(self, actor: ActorHandle) -> None:
         """Kill the actor (it may be dead already, or computing still) and queue a new one,
-        which takes its first task once it has started."""
+        which takes its first task once it has started; nothing while the pool is closing."""
+        if not self._ready:
+            return
         ray.kill(actor, no_restart=True)
         self._actors.remove(actor)
         self._idle.put_nowait(self._new_actor())

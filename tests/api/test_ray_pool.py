@@ -14,9 +14,9 @@ import pytest
 import ray
 
 from app import examples
-from engine.operations import prepare
+from engine.boundary import prepare
 from tests.api.conftest import array, assert_problem, b64, serve_in_process
-from tests.api.test_pool import ENDLESS_STEPS, FOREVER, TWO_DOT, assert_serves, restarts, until
+from tests.api.test_pool import ENDLESS_STEPS, FOREVER, THROUGH_THE_POOL, TWO_DOT, assert_serves, restarts, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.ray]
 
@@ -33,7 +33,7 @@ def local_ray():
 
 
 def serve_on_ray(**settings):
-    return serve_in_process(executor="ray", **settings)
+    return serve_in_process(executor="ray", **THROUGH_THE_POOL, **settings)
 
 
 def actor_pids() -> set[int]:
@@ -90,8 +90,7 @@ async def test_an_idle_worker_killed_is_replaced():
 
 
 async def test_a_computation_past_the_deadline_is_stopped_and_answered_504():
-    # 3 s, not the local pool's 1 s: the next request's deadline covers starting the replacement
-    # actor too, which takes about a second on a busy machine.
+    # The next request's deadline covers starting the replacement actor: 3 s leaves it room.
     async with serve_on_ray(workers=1, deadline_seconds=3, max_steps=ENDLESS_STEPS) as client:
         (actor,) = actor_pids()
         body = assert_problem(await client.post("/v1/evaluate", json=FOREVER), 504, "deadline-exceeded")
@@ -142,12 +141,26 @@ async def answers(client) -> list[tuple[int, dict]]:
 
 
 async def test_answers_equal_the_local_pools():
-    async with serve_in_process(workers=1) as client:
+    async with serve_in_process(workers=1, **THROUGH_THE_POOL) as client:
         local = await answers(client)
     async with serve_on_ray(workers=1) as client:
         on_ray = await answers(client)
     assert [status for status, _ in local][-1] == 422
     assert on_ray == local
+
+
+async def test_a_linearization_made_by_an_actor_serves_products_in_the_api():
+    function = {"expression": "sum(tanh(x @ W))"}
+    inputs = {"x": [[0.1, 0.2], [0.3, -0.4]], "W": [[1.0, -0.5], [0.25, 2.0]]}
+    async with serve_on_ray(workers=1) as client:
+        linearized = await client.post("/v1/linearize", json={"function": function, "inputs": inputs})
+        assert linearized.status_code == 200, linearized.text
+        handle = linearized.json()["handle"]["id"]
+        through = await client.post(f"/v1/linearize/{handle}/vjp", json={"cotangent": 1.5})
+        direct = await client.post("/v1/vjp", json={"function": function, "inputs": inputs, "cotangent": 1.5})
+    assert through.status_code == 200, through.text
+    for name in inputs:
+        np.testing.assert_allclose(array(through.json()["vjp"][name]), array(direct.json()["vjp"][name]), rtol=1e-12)
 
 
 async def test_large_arrays_travel_through_the_object_store():

@@ -7,7 +7,7 @@ import pytest
 import ray
 
 from tests.api.conftest import serve_in_process
-from tests.api.test_pool import assert_serves
+from tests.api.test_pool import THROUGH_THE_POOL, assert_serves
 
 pytestmark = [pytest.mark.anyio, pytest.mark.ray]
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.ray]
 async def test_without_an_address_the_pool_starts_and_stops_a_private_ray_instance(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert not ray.is_initialized()
-    async with serve_in_process(executor="ray", workers=1) as client:
+    async with serve_in_process(executor="ray", workers=1, **THROUGH_THE_POOL) as client:
         await assert_serves(client)
         (node,) = ray.nodes()
         assert node["Resources"]["CPU"] == 1

@@ -130,7 +130,9 @@ def compose_project(docker) -> Iterator[tuple[list[str], dict[str, str]]]:
     after the test, whatever happened."""
     name = f"gradserve-test-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     env = {"API_BIND": "127.0.0.1", "API_PORT": str(free_port()), "GPU_API_PORT": str(free_port()),
-           "RAY_API_PORT": str(free_port())}  # fmt: skip
+           "RAY_API_PORT": str(free_port()),
+           # Every request to the pool, even small ones; passed through compose like any setting.
+           "GRADSERVE_INLINE_WORK_ELEMENTS": "0"}  # fmt: skip
     command = [*compose_command(), "--project-name", name, "--file", str(ROOT / "docker-compose.yml")]
     try:
         yield command, env

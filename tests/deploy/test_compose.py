@@ -4,6 +4,7 @@ on them); a request through each, then `down` with the volumes."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.deploy.conftest import grad_of_two_dot, run, wait_healthy
@@ -28,7 +29,9 @@ def test_the_ray_profile_computes_on_the_ray_workers(compose_project, cpu_image,
     run([*command, "--profile", "ray", "up", "--detach", "--no-build"], timeout=300, env=env)
     (api,) = service_containers(command, env, "gradserve-ray")
     wait_healthy(api, timeout=300)  # healthy once its actors have started on the workers
-    assert grad_of_two_dot(f"http://127.0.0.1:{env['RAY_API_PORT']}") == [0.0, 4.0, 8.0, 12.0]
+    url = f"http://127.0.0.1:{env['RAY_API_PORT']}"
+    assert grad_of_two_dot(url) == [0.0, 4.0, 8.0, 12.0]
+    assert "gradserve_inline_answers_total 0.0" in httpx.get(f"{url}/metrics", timeout=30).text  # computed by an actor
     workers = service_containers(command, env, "ray-worker")
     assert len(workers) == 2
     # One actor per worker node (one CPU slot each), none on the API's node or the head.

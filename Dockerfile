@@ -71,7 +71,8 @@ RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     pip --python /opt/gradserve/bin/python install --no-cache-dir --no-deps --no-index /wheels/*.whl \
  && pip --python /opt/gradserve/bin/python check \
  && mkdir /home/gradserve/.ray && chown 10001:10001 /home/gradserve/.ray
-# Nothing leaves the cluster: no usage reports to Ray's servers.
+# ~/.ray is made here, the user's, so that a volume mounted on it (the cluster's token, in
+# docker-compose.yml) is the user's too. Nothing leaves the cluster: no usage reports to Ray.
 ENV RAY_USAGE_STATS_ENABLED=0
 USER 10001
 

@@ -14,7 +14,7 @@ from app import middleware, problems, security
 from app.bodies import BodyReader
 from app.dispatch import Dispatcher
 from app.metrics import Metrics
-from app.pool import LocalPool
+from app.pool import LocalPool, Pool
 from app.routes import catalogue, compute, docs, formula, health, linearize
 from app.schemas import Problem
 from app.settings import Settings
@@ -33,7 +33,7 @@ answered 504 (`deadline-exceeded`)."""
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    pool = LocalPool(settings)
+    pool = make_pool(settings)
     dispatcher = Dispatcher(settings, pool)
     metrics = Metrics(pool, dispatcher)
 
@@ -69,6 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)
     app.openapi = lambda: _openapi(app, settings)
     return app
+
+
+def make_pool(settings: Settings) -> Pool:
+    """The worker pool that `settings.executor` names."""
+    if settings.executor == "ray":
+        from app.ray_pool import RayPool  # Ray is an optional extra: imported only when chosen
+
+        return RayPool(settings)
+    return LocalPool(settings)
 
 
 def metrics_app(metrics: Metrics) -> FastAPI:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.limits import Limits
@@ -14,7 +14,9 @@ MIN_API_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRADSERVE_", extra="ignore", frozen=True)
+    # An empty variable means the default, so a compose file can pass every setting through
+    # (`GRADSERVE_X: ${GRADSERVE_X:-}`) without choosing values for the ones left unset.
+    model_config = SettingsConfigDict(env_prefix="GRADSERVE_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     # The worker pool.
     workers: int = Field(2, ge=1, description="worker processes computing requests")
@@ -43,6 +45,17 @@ class Settings(BaseSettings):
     )
     long_work_elements: int = Field(
         1_000_000_000, ge=0, description="array elements computed (the static bound) past which a request is long work"
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="where workers run: local processes, or Ray actors (one CPU slot each, and one GPU with "
+        "the cupy backend) on a local Ray instance or the cluster at RAY_ADDRESS (the `ray` extra)",
+    )
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAY_ADDRESS", "GRADSERVE_RAY_ADDRESS"),
+        description="with the ray executor: the cluster this machine is a node of (`auto`, or the head's "
+        "`HOST:6379`); unset: a private Ray instance on this machine. Read from RAY_ADDRESS, as Ray itself does",
     )
     backend: Literal["numpy", "cupy"] = Field("numpy", description="array namespace of the workers (cupy: a GPU)")
     worker_threads: int = Field(

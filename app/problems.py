@@ -53,6 +53,7 @@ _ENGINE_TITLES = {
     "bad_input": "Bad input",
     "limit": "Function over budget",
     "numeric": "Numeric failure",
+    "no_formula": "No formula for this derivative",
 }
 _HTTP_KINDS = {
     400: ("malformed-json", "Malformed request"),

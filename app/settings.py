@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     max_depth: int = Field(64, ge=1, description="nesting depth of an expression or program (at most 100)")
     max_nodes: int = Field(20_000, ge=1, description="nodes of a graph, operations of any built function")
     max_steps: int = Field(100_000, ge=1, description="statements a program may execute")
+    max_trace_nodes: int = Field(
+        1_000, ge=1, description="nodes /v1/trace lists, each with its value and adjoint (413 past them)"
+    )
 
     # Slow clients (a connection's headers, then its body, must arrive in time) and the
     # connection cap: past it a request is answered 503 `overloaded` and its connection closed.

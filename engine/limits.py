@@ -18,6 +18,7 @@ class Limits:
     max_depth: int = 64  # nesting depth of expressions (parens, unary ops, calls, binary chains)
     max_nodes: int = 20_000  # graph nodes, and equations recorded in any IR
     max_steps: int = 100_000  # program statements executed (while/for iterations count)
+    max_trace_nodes: int = 1_000  # nodes a trace lists (inputs and equations), each with its value and adjoint
     max_array_elements: int = 4_000_000  # elements of any one array a request sends
     max_result_elements: int = 10_000_000  # elements of all the arrays of a result
     max_intermediate_elements: int = 50_000_000  # elements of the largest array computed

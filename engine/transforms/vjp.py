@@ -18,9 +18,16 @@ def _active(fn: Function, wrt: Sequence[int]) -> set[Var]:
     return active
 
 
-def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequence[int]) -> tuple[Atom, list[Atom]]:
+def vjp_call(
+    fn: Function,
+    primals: Sequence[Atom],
+    cotangent: Atom,
+    wrt: Sequence[int],
+    reached: dict[Var, Atom] | None = None,
+) -> tuple[Atom, list[Atom]]:
     """Replay single-output `fn` on `primals`; returns its output and the cotangent of each
-    `wrt` input given the output's `cotangent`."""
+    `wrt` input given the output's `cotangent`. `reached`, when given, receives the cotangent
+    of every variable of `fn` that the output's reaches (the adjoints a trace reports)."""
     builder = current_builder()
     cotangent = as_atom(cotangent)
     env: dict[Var, Atom] = dict(zip(fn.inputs, primals))
@@ -34,6 +41,8 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
         g = cotangents.pop(eqn.output, None)
         if g is None:
             continue
+        if reached is not None:
+            reached[eqn.output] = g
         builder.origin = eqn.origin.derivative()
         args = [read(env, a) for a in eqn.inputs]
         for position, atom in enumerate(eqn.inputs):
@@ -47,6 +56,8 @@ def vjp_call(fn: Function, primals: Sequence[Atom], cotangent: Atom, wrt: Sequen
                 term = unbroadcast(term, atom.aval.shape)
             cotangents[atom] = cotangents[atom] + term if atom in cotangents else term
     builder.origin = None
+    if reached is not None:
+        reached.update(cotangents)  # what is left: the inputs'
     results = []
     for i in wrt:
         var = fn.inputs[i]

@@ -91,7 +91,8 @@ def hvp(
     tangents: Mapping[str, Any],
     *,
     wrt: Sequence[str] | None = None,
+    reduce: str = "none",
     backend_name: str = "numpy",
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    fields = _answer(fn, "hvp", inputs, tangents, wrt=wrt, backend_name=backend_name)
+    fields = _answer(fn, "hvp", inputs, tangents, wrt=wrt, reduce=reduce, backend_name=backend_name)
     return fields["value"], fields["gradient"], fields["hvp"]

@@ -153,7 +153,7 @@ def hessian_function(fn: Function, wrt: tuple[int, ...]) -> Function:
 
 
 @_cached
-def hvp_function(fn: Function, wrt: tuple[int, ...]) -> Function:
-    """inputs: fn's, then a tangent per wrt input; outputs: value, gradients, then H @ v
-    (the pushforward of the gradients, forward over reverse)."""
-    return _pushforward(gradient_function(fn, wrt, False), wrt, 1)
+def hvp_function(fn: Function, wrt: tuple[int, ...], reduce_sum: bool = False) -> Function:
+    """inputs: fn's, then a tangent per wrt input; outputs: value, gradients (of the output's
+    sum with `reduce_sum`), then H @ v (the pushforward of the gradients, forward over reverse)."""
+    return _pushforward(gradient_function(fn, wrt, reduce_sum), wrt, 1)

@@ -175,11 +175,13 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation(
             "hvp", "Hessian-vector product",
-            "H @ v for a scalar function without forming H, with the value and the gradient.", 2,
-            build=lambda fn, positions, mode, reduce_sum: derivatives.hvp_function(fn, positions),
+            "H @ v for a scalar function without forming H, with the value and the gradient. With "
+            '`reduce: "sum"` a non-scalar output is summed first (`value` stays the unreduced output): for a function '
+            "applied elementwise to a vector x, with v all ones, the gradient is f'(x) and H @ v is f''(x).", 2,
+            build=lambda fn, positions, mode, reduce_sum: derivatives.hvp_function(fn, positions, reduce_sum),
             results=(Result("gradient", PER_INPUT, _GRADIENT_DOC),
                      Result("hvp", PER_INPUT, "input name -> (H @ v) shaped like that input")),
-            extra=Extra("tangents", True, "input name -> the vector v of H @ v"), options=("verify",),
+            extra=Extra("tangents", True, "input name -> the vector v of H @ v"), options=("reduce", "verify"),
             scalar_output=True,
         ),
     ]

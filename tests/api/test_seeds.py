@@ -148,6 +148,17 @@ async def test_hvp_equals_torch(client):
     np.testing.assert_allclose(array(body["hvp"]["x"]), product.numpy(), rtol=1e-12)
 
 
+async def test_hvp_of_the_sum_plots_sin_and_its_derivatives_without_cos(client):
+    """D2L 2.5's exercise: sin's derivative computed, not written. For a function applied
+    elementwise, the gradient of the output's sum is f'(x) and H @ ones is f''(x)."""
+    x = np.linspace(-2 * np.pi, 2 * np.pi, 101)
+    body = await post(client, "hvp", {"function": {"expression": "sin(x)"}, "inputs": {"x": x.tolist()},
+                                      "tangents": {"x": [1.0] * x.size}, "reduce": "sum"})  # fmt: skip
+    np.testing.assert_array_equal(array(body["value"]), np.sin(x))
+    np.testing.assert_allclose(array(body["gradient"]["x"]), np.cos(x), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(array(body["hvp"]["x"]), -np.sin(x), rtol=1e-15, atol=1e-15)
+
+
 async def test_jvp_equals_torch(client):
     body = await post(client, "jvp", examples.JVP["directional"]["value"])
     request = examples.JVP["directional"]["value"]

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import orjson
 from fastapi.responses import Response
 
-from app import arrays
+from app import arrays, tracing
 from app.admission import LONG, SHORT, Gate
 from app.handles import HandleStore
 from app.pool import Pool
@@ -26,10 +26,12 @@ from app.schemas import (
     FunctionSpec,
     LinearizeRequest,
     ProductRequest,
+    TraceRequest,
     ValidateRequest,
 )
 from app.settings import Settings
 from engine import boundary, formula, linearize, operations, tasks
+from engine import trace as engine_trace
 from engine.frontends.inputs import aval_of
 from engine.ir import ShapedArray
 from engine.linearize import ProductTask
@@ -75,6 +77,14 @@ class Dispatcher:
             answer = await self.pool.submit(task)
         return self._respond(answer, request.encoding, started, prepared)
 
+    async def trace(self, request: TraceRequest) -> Response:
+        started = time.perf_counter()
+        task, answer = await self._prepared(request.function, lambda: self._prepare_trace(request))
+        prepared = time.perf_counter()
+        if answer is None:
+            answer = await self.pool.submit(task)
+        return self._respond(answer, request.encoding, started, prepared, tracing.encode)
+
     async def linearize(self, request: LinearizeRequest) -> Response:
         """Linearize in a worker (the forward pass is the primal's work), then keep the
         linearization here, under a new handle."""
@@ -98,9 +108,16 @@ class Dispatcher:
         answer = task.run(self.settings.backend) if self._small(task) else await self.pool.submit(task)
         return self._respond(answer, request.encoding, started, prepared)
 
-    def _respond(self, answer: tasks.Answer, encoding: str, started: float, prepared: float) -> Response:
+    def _respond(
+        self,
+        answer: tasks.Answer,
+        encoding: str,
+        started: float,
+        prepared: float,
+        encode: Callable[[dict, str], dict] = arrays.encode_tree,
+    ) -> Response:
         computed = time.perf_counter()
-        body = arrays.encode_tree(answer.fields, encoding)
+        body = encode(answer.fields, encoding)
         encoded = time.perf_counter()
         timings = {"prepare": prepared - started, "worker": computed - prepared, "compute": answer.seconds,
                    "encode": encoded - computed, "total": encoded - started}  # fmt: skip
@@ -127,13 +144,22 @@ class Dispatcher:
             return task, task.run(self.settings.backend)
         return task, None
 
-    def _small(self, task: tasks.Task | tasks.ProgramTask | ProductTask) -> bool:
+    def _small(self, task: tasks.Task | tasks.ProgramTask | ProductTask | engine_trace.TraceTask) -> bool:
         if isinstance(task, tasks.ProgramTask) or task.estimate is None or self.settings.backend != "numpy":
             return False
         return (
             task.estimate.total_intermediate <= self.settings.inline_work_elements
             and task.estimate.operations <= INLINE_OPERATIONS
         )
+
+    def _prepare_trace(self, request: TraceRequest) -> tuple[engine_trace.TraceTask, tasks.Answer | None]:
+        """The trace's task, and its answer when it is small (as `_prepare_small_inline`'s)."""
+        definition, options = request.function.definition(), _options(request, request.dtype)
+        task = engine_trace.prepare(definition, request.inputs, options, request.summarize_above, self.limits)
+        if self._small(task):
+            self.inline_answers += 1
+            return task, task.run(self.settings.backend)
+        return task, None
 
     def prepare(self, operation: str, request: FunctionRequest) -> tasks.Task | tasks.ProgramTask:
         extra = operations.lookup(operation).extra

@@ -132,6 +132,25 @@ HVP = {
     ),
 }
 
+TRACE = {
+    "graph": _example(
+        "CSC321's graph d = a * (a + b): values forward, adjoints back (dd/dc = a, dd/da = 2a + b)",
+        {"function": {"graph": CSC321_GRAPH}, "inputs": {"a": 2.0, "b": 3.0}},
+    ),
+    "two_dot": _example(
+        "2*dot(x, x): the dot node's adjoint is 2, x's is 4x",
+        {"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": X}},
+    ),
+    "control_flow": _example(
+        "D2L's while/if program: the path its run took, each node with its line",
+        {"function": {"program": CONTROL_FLOW_PROGRAM}, "inputs": {"a": 0.3}},
+    ),
+    "detach": _example(
+        "detach: no adjoint reaches y = x * x through u = detach(y)",
+        {"function": {"program": DETACH_PROGRAM}, "inputs": {"x": X}},
+    ),
+}
+
 VALIDATE = {
     "shapes_only": _example(
         "shapes only: the Jacobian of outer(x, x) for 30,000 inputs is 2.7e13 elements: over the limits",
@@ -190,5 +209,5 @@ DERIVATIVE = {
 # The examples of each endpoint's request in the OpenAPI document, by operation name.
 EXAMPLES = {
     "evaluate": EVALUATE, "grad": GRAD, "vjp": VJP, "jvp": JVP, "jacobian": JACOBIAN, "hessian": HESSIAN,
-    "hvp": HVP, "validate": VALIDATE, "linearize": LINEARIZE, "derivative": DERIVATIVE,
+    "hvp": HVP, "trace": TRACE, "validate": VALIDATE, "linearize": LINEARIZE, "derivative": DERIVATIVE,
 }  # fmt: skip

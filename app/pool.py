@@ -26,6 +26,7 @@ from app.admission import LONG, SHORT, Admission
 from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
 from app.settings import Settings
 from engine.tasks import Answer, ProgramTask, Task
+from engine.trace import TraceTask
 
 log = logging.getLogger("gradserve.pool")
 
@@ -43,7 +44,7 @@ class PoolStats:
 class Pool(Protocol):
     async def start(self) -> None: ...
 
-    async def submit(self, task: Task | ProgramTask) -> Answer: ...
+    async def submit(self, task: Task | ProgramTask | TraceTask) -> Answer: ...
 
     def stats(self) -> PoolStats: ...
 
@@ -80,7 +81,7 @@ class LocalPool:
         await asyncio.gather(*pings)
         self._ready = True
 
-    def lane_of(self, task: Task | ProgramTask) -> str:
+    def lane_of(self, task: Task | ProgramTask | TraceTask) -> str:
         """Long work: a program (only its step budget and the deadline bound its time), or a
         function whose static cost is large."""
         if isinstance(task, ProgramTask) or task.estimate is None:
@@ -88,7 +89,7 @@ class LocalPool:
         large = task.estimate.operations > self.long_work_operations
         return LONG if large or task.estimate.total_intermediate > self.long_work_elements else SHORT
 
-    async def submit(self, task: Task | ProgramTask) -> Answer:
+    async def submit(self, task: Task | ProgramTask | TraceTask) -> Answer:
         if self._admission is None:
             raise NotReadyError("the worker pool is starting", retry_after=1)
         async with self._admission.admit(self.lane_of(task)) as lane:
@@ -108,7 +109,7 @@ class LocalPool:
             lane.observe(answer.seconds)
             return answer
 
-    async def _run(self, task: Task | ProgramTask, deadline: float) -> Answer:
+    async def _run(self, task: Task | ProgramTask | TraceTask, deadline: float) -> Answer:
         # pebble's own timeout (counted from when a worker starts the task) backs up the deadline.
         future = self._live_pool().schedule(worker.run, args=(task,), timeout=self.deadline)
         self._admitted.add(future)

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import TypeAliasType
 
 from app import arrays
-from engine import formula, linearize, operations
+from engine import formula, linearize, operations, trace
 
 NonFinite = Literal["NaN", "Infinity", "-Infinity"]
 NestedNumbers = TypeAliasType(
@@ -174,6 +183,28 @@ def _request_model(op: operations.Operation) -> type[ComputeRequest]:
 REQUESTS: dict[str, type[ComputeRequest]] = {name: _request_model(op) for name, op in operations.OPERATIONS.items()}
 
 
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include 64.0; the strict int does not."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+TraceRequest = create_model(
+    "TraceRequest",
+    __base__=DerivativeRequest,
+    reduce=_OPTION_FIELDS["reduce"],
+    summarize_above=(
+        Annotated[int, BeforeValidator(_integral)],
+        Field(
+            trace.SUMMARIZE_ABOVE,
+            ge=1,
+            le=100_000,
+            description="arrays with more elements than this are sent as a summary (shape, min, max, mean, the "
+            "first entries)",
+        ),
+    ),
+)
+
+
 class ValidateRequest(FunctionRequest):
     inputs: dict[str, ArrayOrShapeIn] = Field(
         default_factory=dict, description='name -> array, or {"dtype", "shape"} alone: no data is needed'
@@ -328,6 +359,64 @@ class DerivativeResponse(ResponseModel):
         "give it as an input when evaluating them",
     )
     meta: FormulaMeta | None = None
+
+
+# ---- /v1/trace ----
+
+
+NestedBooleans = TypeAliasType(
+    "NestedBooleans",
+    Annotated[
+        Union[bool, list["NestedBooleans"]],  # noqa: UP007 - a recursive alias needs the Union form
+        Field(description="a boolean array (a comparison's value), as JSON booleans"),
+    ],
+)
+
+
+class ArraySummary(ResponseModel):
+    """An array too large to send whole. Its numbers are JSON numbers whatever the encoding."""
+
+    shape: list[int]
+    dtype: str
+    min: float | NonFinite
+    max: float | NonFinite
+    mean: float | NonFinite
+    entries: list[float | NonFinite | bool] = Field(
+        description=f"the first {trace.SUMMARY_ENTRIES} elements in C order"
+    )
+
+
+NodeArray = Union[ArraySummary, NestedNumbers, NestedBooleans, EncodedArray]  # noqa: UP007
+
+
+class TraceNode(ResponseModel):
+    id: str = Field(description='"%k": the inputs first, then each operation in the order it ran')
+    primitive: str = Field(description='the engine primitive computed, or "input"')
+    inputs: list[str | float | NonFinite | bool] = Field(
+        description="the ids of the nodes it reads, in order; a number where it reads a constant"
+    )
+    params: str = Field(description="the primitive's keyword arguments, as text")
+    shape: list[int]
+    dtype: str
+    value: NodeArray = Field(description="its value, or a summary above summarize_above elements")
+    adjoint: NodeArray | None = Field(
+        description="d output / d node (of the output's sum with reduce: sum), shaped like the node; null where "
+        "no gradient reaches it (a constant or an input not in wrt, an integer or boolean, what feeds only a "
+        "condition or detach), as PyTorch leaves such a tensor's .grad None"
+    )
+    name: str | None = Field(None, description="an input's name")
+    operation: str | None = Field(None, description='the function the user wrote that it computes ("dot", "softmax")')
+    location: str | None = Field(None, description="where the user wrote it: a source offset, a line and column, "
+                                 "or a graph node id")  # fmt: skip
+    line: int | None = Field(None, description="a program's source line")
+
+
+class TraceResponse(ResponseModel):
+    value: ArrayOut
+    output: str | None = Field(description="the output node's id; null when the output is a constant")
+    nodes: list[TraceNode] = Field(description="every node as evaluated; for a program, the path its run took")
+    dot: str = Field(description="the graph as Graphviz DOT text, with values and adjoints in the labels")
+    meta: Meta | None = None
 
 
 class OutputSpec(ResponseModel):

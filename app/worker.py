@@ -15,6 +15,7 @@ from engine import backend
 from engine.cache import TRANSFORMS
 from engine.errors import TOO_LARGE, EngineError
 from engine.tasks import Answer, ProgramTask, Task
+from engine.trace import TraceTask
 
 # The array namespace this process computes on, set once by `initialize`.
 _backend_name = "numpy"
@@ -39,7 +40,7 @@ def ping() -> int:
     return os.getpid()
 
 
-def run(task: Task | ProgramTask) -> Answer:
+def run(task: Task | ProgramTask | TraceTask) -> Answer:
     try:
         return task.run(_backend_name)
     except MemoryError:

@@ -44,6 +44,7 @@ WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY app ./app
+COPY gradserve ./gradserve
 RUN --mount=type=cache,target=/root/.cache/pip pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python AS runtime

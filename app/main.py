@@ -15,7 +15,7 @@ from app.bodies import BodyReader
 from app.dispatch import Dispatcher
 from app.metrics import Metrics
 from app.pool import LocalPool, Pool
-from app.routes import catalogue, compute, docs, formula, health, linearize, trace
+from app.routes import catalogue, compute, docs, formula, health, linearize, playground, trace
 from app.schemas import Problem
 from app.settings import Settings
 from engine import backend
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)
     docs.install(app)
+    playground.install(app)
     app.openapi = lambda: _openapi(app, settings)
     return app
 

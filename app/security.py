@@ -11,17 +11,17 @@ from collections.abc import Callable, Iterable
 
 from pydantic import SecretStr
 
-from app.routes import docs
+from app.routes import docs, playground
 
 # Open with keys configured and never rate limited: orchestrators probe health without
-# credentials, and the docs must load before a person can enter a key in them (the contract
-# they show is public anyway). /metrics is not here: it takes the key like the API.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", docs.OAUTH2_REDIRECT, "/redoc"})
-OPEN_PREFIX = docs.ASSETS + "/"
+# credentials, and the docs and the playground must load before a person can enter a key in
+# them (the contract they show is public anyway). /metrics is not here: it takes the key like the API.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", docs.OAUTH2_REDIRECT, "/redoc", "/"})
+OPEN_PREFIXES = (docs.ASSETS + "/", playground.ASSETS + "/")
 
 
 def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIX)
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 class KeyRing:

@@ -1,3 +1,4 @@
 """The endpoints, one module per group: compute (the operations and validate), linearize (handles
-and their products), catalogue (GET /v1/ops), health (liveness, readiness, metrics), docs (Swagger
-UI and ReDoc, served locally)."""
+and their products), trace (the graph with values and adjoints), catalogue (GET /v1/ops), health
+(liveness, readiness, metrics), docs (Swagger UI and ReDoc, served locally), playground (the page
+at /)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 from engine.cache import TRANSFORMS
-from engine.ir import Function, Literal, ShapedArray, Var, building, inline
+from engine.ir import Function, Literal, ShapedArray, Var
 from engine.primitives.shape import broadcast_to, eye, reshape, transpose
+from engine.tracing import building, inline
 from engine.transforms import (
     eliminate_common_subexpressions,
     eliminate_dead_code,

@@ -17,11 +17,12 @@ from typing import Any
 
 from engine import derivatives, frontends
 from engine.errors import BAD_INPUT, BAD_PARAM, EngineError
-from engine.ir import Function, Literal, ShapedArray, Var, building, inline
+from engine.ir import Function, Literal, ShapedArray, Var
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import Options, lookup
 from engine.printing import Source, to_source
 from engine.tasks import resolve
+from engine.tracing import building, inline
 from engine.transforms import eliminate_dead_code
 from engine.transforms.identities import apply_identities
 

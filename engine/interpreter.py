@@ -12,19 +12,8 @@ from typing import Any
 
 from engine import backend, integers
 from engine.cache import TRANSFORMS
-from engine.errors import NUMERIC, EngineError
-from engine.ir import Equation, Function, Literal, Var
-
-# The array libraries' words for a failure, in the words of a user's request.
-_REASONS = {"Singular matrix": "the matrix is singular"}
-
-
-def numeric_failure(eqn: Equation, error: Exception) -> EngineError:
-    """An array library's error while running `eqn`, told as a failure of the operation the
-    user wrote there, or of its derivative: for `logdet(A)` at a singular A, "the derivative
-    of logdet failed", never the `inv` its derivative rule calls."""
-    reason = _REASONS.get(str(error), str(error))
-    return EngineError(NUMERIC, f"{eqn.origin} failed: {reason}", eqn.location)
+from engine.evaluation import NUMERIC_ERRORS, literal_array, numeric_failure
+from engine.ir import Function, Literal, Var
 
 
 class Plan:
@@ -35,7 +24,7 @@ class Plan:
 
         def slot_of(atom) -> int:
             if isinstance(atom, Literal):
-                constants.append((len(slots) + len(constants), xp.asarray(atom.value, dtype=getattr(xp, atom.dtype))))
+                constants.append((len(slots) + len(constants), literal_array(xp, atom)))
                 return constants[-1][0]
             return slots[atom]
 
@@ -57,7 +46,7 @@ class Plan:
                 if last_reader[a] == index and a not in kept
             )
             impl = integers.checked(eqn.primitive.impl, eqn.output.aval.dtype)
-            self.steps.append((impl, inputs, eqn.kwargs, out, freed, eqn))
+            self.steps.append((impl, inputs, eqn.kwargs, out, freed, eqn.origin))
         self.outputs = tuple(slot_of(o) for o in fn.outputs)
         self.constants = constants
         self.size = len(slots) + len(constants)
@@ -76,12 +65,14 @@ class Plan:
         values[: self.arity] = args
         for index, constant in self.constants:
             values[index] = constant
+        # engine.evaluation.evaluate_equation's work, inlined: one errstate for the whole run
+        # rather than one a step, which would cost more than a small step's array call.
         with backend.quiet():
-            for impl, inputs, params, out, freed, eqn in self.steps:
+            for impl, inputs, params, out, freed, origin in self.steps:
                 try:
                     values[out] = impl(xp, *[values[i] for i in inputs], **params)
-                except (ArithmeticError, ValueError, TypeError, RuntimeError) as error:
-                    raise numeric_failure(eqn, error) from None
+                except NUMERIC_ERRORS as error:
+                    raise numeric_failure(origin, error) from None
                 for i in freed:
                     values[i] = None
         return [values[i] for i in self.outputs]

@@ -1,8 +1,10 @@
 """The IR: typed variables, equations ``out = primitive(inputs, params)``, and functions.
 
 Every front-end produces a `Function`, every transformation maps a `Function` to a new one,
-and the interpreter runs one. Shapes and dtypes are inferred when an equation is recorded,
-so the size of everything a function will allocate is known before it runs.
+and the interpreter runs one. Shapes and dtypes are inferred when an equation is recorded
+(`engine.tracing`), so the size of everything a function will allocate is known before it
+runs. This module is data only: what a primitive is lives in `engine.primitive`, how
+equations are recorded in `engine.tracing`.
 """
 
 from __future__ import annotations
@@ -10,19 +12,21 @@ from __future__ import annotations
 import hashlib
 import math
 import reprlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.errors import BAD_PARAM, NUMERIC, SHAPE, EngineError
+from engine.errors import BAD_PARAM, EngineError
+
+if TYPE_CHECKING:
+    from engine.primitive import Primitive
 
 FLOAT_DTYPES = ("float32", "float64")
 INT_DTYPES = ("int32", "int64")
 DTYPES = (*FLOAT_DTYPES, *INT_DTYPES, "bool")
 DEFAULT_FLOAT = "float64"
+INT64_RANGE = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,71 +65,89 @@ def unrepresentable(shape: Sequence[int]) -> str | None:
     return f"no array can have the shape {sizes}: its sizes other than 0 multiply past {_MAX_ELEMENTS:,}"
 
 
+# What the operators of Vars and Literals compute. The ops are defined on top of this module
+# (a primitive's rules are written with these very operators), so this module cannot import
+# them: engine.ops fills the table, and the engine package imports engine.ops before anything
+# of it runs.
+_OPERATOR_NAMES = frozenset({
+    "add", "subtract", "multiply", "divide", "power", "matmul", "negative", "getitem", "less", "less_equal",
+    "greater", "greater_equal", "transpose",
+})  # fmt: skip
+_operators: dict[str, Callable[..., Any]] = {}
+
+
+def define_operators(**implementations: Callable[..., Any]) -> None:
+    """Say which op each operator calls: `add` for +, `getitem` (with `index=`) for [], ..."""
+    if set(implementations) != _OPERATOR_NAMES:
+        raise ValueError(f"the operators are {sorted(_OPERATOR_NAMES)}, got {sorted(implementations)}")
+    _operators.update(implementations)
+
+
 class _Operators:
     """Operator overloads, so derivative rules and front-ends read like numpy code."""
 
     __slots__ = ()
 
     def __add__(self, other):
-        return _ops().add(self, other)
+        return _operators["add"](self, other)
 
     def __radd__(self, other):
-        return _ops().add(other, self)
+        return _operators["add"](other, self)
 
     def __sub__(self, other):
-        return _ops().subtract(self, other)
+        return _operators["subtract"](self, other)
 
     def __rsub__(self, other):
-        return _ops().subtract(other, self)
+        return _operators["subtract"](other, self)
 
     def __mul__(self, other):
-        return _ops().multiply(self, other)
+        return _operators["multiply"](self, other)
 
     def __rmul__(self, other):
-        return _ops().multiply(other, self)
+        return _operators["multiply"](other, self)
 
     def __truediv__(self, other):
-        return _ops().divide(self, other)
+        return _operators["divide"](self, other)
 
     def __rtruediv__(self, other):
-        return _ops().divide(other, self)
+        return _operators["divide"](other, self)
 
     def __pow__(self, other):
-        return _ops().power(self, other)
+        return _operators["power"](self, other)
 
     def __rpow__(self, other):
-        return _ops().power(other, self)
+        return _operators["power"](other, self)
 
     def __matmul__(self, other):
-        return _ops().matmul(self, other)
+        return _operators["matmul"](self, other)
 
     def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
+        return _operators["matmul"](other, self)
 
     def __neg__(self):
-        return _ops().negative(self)
+        return _operators["negative"](self)
 
     def __pos__(self):
         return self
 
     def __getitem__(self, index):
-        return _ops().getitem(self, index=index)
+        return _operators["getitem"](self, index=index)
 
     def __lt__(self, other):
-        return _ops().less(self, other)
+        return _operators["less"](self, other)
 
     def __le__(self, other):
-        return _ops().less_equal(self, other)
+        return _operators["less_equal"](self, other)
 
     def __gt__(self, other):
-        return _ops().greater(self, other)
+        return _operators["greater"](self, other)
 
     def __ge__(self, other):
-        return _ops().greater_equal(self, other)
+        return _operators["greater_equal"](self, other)
 
     @property
     def T(self):  # noqa: N802 - numpy's spelling
-        return _ops().transpose(self)
+        return _operators["transpose"](self)
 
 
 class Var(_Operators):
@@ -152,12 +174,6 @@ class Var(_Operators):
         return f"Var({self.aval})"
 
 
-def _ops():
-    from engine import ops
-
-    return ops
-
-
 @dataclass(frozen=True, slots=True)
 class Literal(_Operators):
     """A scalar constant written into the IR. It is weakly typed: it takes the dtype of
@@ -177,14 +193,11 @@ class Literal(_Operators):
 Atom = Var | Literal
 
 
-_INT64_RANGE = range(-(2**63), 2**63)
-
-
 def literal(value: bool | int | float) -> Literal:
     if isinstance(value, bool):
         return Literal(value, "bool")
     if isinstance(value, int):
-        if value not in _INT64_RANGE:
+        if value not in INT64_RANGE:
             raise EngineError(BAD_PARAM, "an integer constant does not fit in 64 bits")
         return Literal(value, "int64")
     return Literal(float(value), DEFAULT_FLOAT)
@@ -327,172 +340,3 @@ class Function:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-
-
-class Primitive:
-    """An operation with every rule that defines it, side by side.
-
-    impl(xp, *arrays, **params) computes it on an array namespace; shape(*avals, **params)
-    infers the output's ShapedArray (raising EngineError when the inputs do not fit);
-    jvp and vjp hold one rule per input (None: not differentiable in that input):
-    jvp[i](tangent, out, *inputs, **params) is the output tangent contributed by input i,
-    vjp[i](cotangent, out, *inputs, **params) is the cotangent of input i. Both are written
-    with engine ops, so they can be differentiated again. A variadic primitive gives its vjp
-    as a function of the input position instead. batch(inputs, batched, **params)
-    computes the primitive on inputs whose flagged members carry a leading batch axis,
-    returning an output batched on axis 0.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        impl: Callable,
-        shape: Callable,
-        jvp: Sequence[Callable | None],
-        vjp: Sequence[Callable | None] | Callable[[int], Callable],
-        batch: Callable,
-        *,
-        linear: bool = False,
-    ):
-        self.name = name
-        self.impl = impl
-        self.shape = shape
-        self.jvp = tuple(jvp)
-        self.vjp = vjp if callable(vjp) else tuple(vjp)
-        self.batch = batch
-        # A linear primitive's JVP is the primitive itself applied to the tangent.
-        self.linear = linear
-
-    def __repr__(self) -> str:
-        return f"<primitive {self.name}>"
-
-    def __reduce__(self):
-        return (_primitive_by_name, (self.name,))
-
-    def jvp_rule(self, position: int) -> Callable | None:
-        return self.jvp[position] if position < len(self.jvp) else None
-
-    def vjp_rule(self, position: int) -> Callable | None:
-        if callable(self.vjp):
-            return self.vjp(position)
-        return self.vjp[position] if position < len(self.vjp) else None
-
-    def bind(self, *args: Any, **params: Any) -> Var | Literal:
-        return current_builder().bind(self, args, params)
-
-
-PRIMITIVES: dict[str, Primitive] = {}
-
-
-def register(primitive: Primitive) -> Primitive:
-    if primitive.name in PRIMITIVES:
-        raise ValueError(f"primitive {primitive.name} defined twice")
-    PRIMITIVES[primitive.name] = primitive
-    return primitive
-
-
-def _primitive_by_name(name: str) -> Primitive:
-    import engine.primitives  # noqa: F401 - fills the registry
-
-    return PRIMITIVES[name]
-
-
-class Builder:
-    """Records equations. Ops called while a builder is current append to it."""
-
-    def __init__(self, *, max_equations: int | None = None, on_bind: Callable | None = None):
-        self.equations: list[Equation] = []
-        # What the equations recorded now are for; front-ends and transforms set it.
-        self.origin: Origin | None = None
-        self.max_equations = max_equations
-        # Called with each new equation; the program front-end uses it to run as it records.
-        self.on_bind = on_bind
-
-    @property
-    def location(self) -> str | None:
-        return self.origin.location if self.origin is not None else None
-
-    def bind(self, primitive: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Atom:
-        inputs = tuple(as_atom(a) for a in args)
-        try:
-            aval = primitive.shape(*(a.aval for a in inputs), **params)
-        except EngineError as error:
-            raise error.at(self.location or f"equation {len(self.equations)}") from None
-        except (TypeError, ValueError) as error:
-            location = self.location or f"equation {len(self.equations)}"
-            raise EngineError(SHAPE, f"{self.origin or primitive.name}: {error}", location) from None
-        if not aval.shape and all(isinstance(a, Literal) for a in inputs):
-            try:
-                return _fold(primitive, inputs, params, aval)
-            except ArithmeticError as error:
-                raise EngineError(NUMERIC, f"{self.origin or primitive.name} failed: {error}", self.location) from None
-        if self.max_equations is not None and len(self.equations) >= self.max_equations:
-            raise EngineError("limit", f"the function grew past {self.max_equations:,} operations", self.location)
-        out = Var(aval)
-        origin = self.origin or Origin(primitive.name)
-        eqn = Equation(primitive, inputs, tuple(sorted(params.items())), out, origin)
-        self.equations.append(eqn)
-        if self.on_bind is not None:
-            self.on_bind(eqn)
-        return out
-
-    def function(self, inputs: Sequence[Var], names: Sequence[str], outputs: Sequence[Any]) -> Function:
-        return Function(tuple(inputs), tuple(names), tuple(self.equations), tuple(as_atom(o) for o in outputs))
-
-
-def _fold(primitive: Primitive, inputs: tuple[Literal, ...], params: dict[str, Any], aval: ShapedArray):
-    """Compute a scalar made only of constants now, so rules like `2 * 1.0` leave no
-    equation behind."""
-    from engine import backend, integers
-
-    xp = backend.host()
-    impl = integers.checked(primitive.impl, aval.dtype)
-    with backend.quiet():
-        value = impl(xp, *(xp.asarray(a.value, dtype=getattr(xp, a.dtype)) for a in inputs), **params)
-    return Literal(xp.asarray(value).item(), aval.dtype)
-
-
-_builder: ContextVar[Builder | None] = ContextVar("gradserve_builder", default=None)
-
-
-def current_builder() -> Builder:
-    builder = _builder.get()
-    if builder is None:
-        raise RuntimeError("engine ops are called while building a function (inside `building`)")
-    return builder
-
-
-@contextmanager
-def building(builder: Builder | None = None) -> Iterator[Builder]:
-    """Make a builder current: the ops called inside record into it."""
-    builder = builder or Builder()
-    token = _builder.set(builder)
-    try:
-        yield builder
-    finally:
-        _builder.reset(token)
-
-
-def trace(body: Callable[..., Any], avals: dict[str, ShapedArray], **builder_options: Any) -> Function:
-    """Build a Function by calling `body` on one Var per named input."""
-    with building(Builder(**builder_options)) as builder:
-        inputs = [Var(aval) for aval in avals.values()]
-        outputs = body(*inputs)
-        if not isinstance(outputs, (tuple, list)):
-            outputs = (outputs,)
-        return builder.function(inputs, list(avals), outputs)
-
-
-def inline(fn: Function, args: Sequence[Atom]) -> list[Atom]:
-    """Replay `fn`'s equations into the current builder on new inputs; returns its outputs."""
-    env: dict[Var, Atom] = dict(zip(fn.inputs, args))
-    builder = current_builder()
-    for eqn in fn.equations:
-        builder.origin = eqn.origin
-        env[eqn.output] = builder.bind(eqn.primitive, [read(env, a) for a in eqn.inputs], eqn.kwargs)
-    builder.origin = None
-    return [read(env, o) for o in fn.outputs]
-
-
-def read(env: dict[Var, Any], atom: Atom) -> Any:
-    return atom if isinstance(atom, Literal) else env[atom]

@@ -19,10 +19,11 @@ import numpy as np
 from engine import backend, boundary, cost, derivatives, frontends, interpreter, operations, tasks
 from engine.cache import TRANSFORMS
 from engine.errors import NOT_SCALAR, TOO_LARGE, EngineError
-from engine.ir import Function, Var, building, inline
+from engine.ir import Function, Var
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import Operation, Options
 from engine.tasks import Answer
+from engine.tracing import building, inline
 from engine.transforms.partial_eval import split_known
 
 # The operations a linearization answers, by the registry's names.

@@ -8,6 +8,7 @@ call these, so everything written here can be differentiated to any order.
 from __future__ import annotations
 
 from engine.errors import SHAPE, EngineError
+from engine.ir import define_operators
 from engine.primitives.common import promote
 from engine.primitives.elementwise import (
     abs,
@@ -95,6 +96,12 @@ def trace(a):
 
 
 detach = stop_gradient
+
+define_operators(
+    add=add, subtract=subtract, multiply=multiply, divide=divide, power=power, matmul=matmul, negative=negative,
+    getitem=getitem, less=less, less_equal=less_equal, greater=greater, greater_equal=greater_equal,
+    transpose=transpose,
+)  # fmt: skip
 
 __all__ = [
     "abs", "add", "adjugate", "arccos", "arcsin", "arctan", "broadcast_to", "ceil", "concatenate", "convert", "cos",

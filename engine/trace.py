@@ -23,11 +23,12 @@ import numpy as np
 from engine import backend, boundary, frontends
 from engine.errors import TOO_LARGE, EngineError
 from engine.interpreter import Plan
-from engine.ir import Function, Literal, Var, building
+from engine.ir import Function, Literal, Var
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, Options
 from engine.primitives.shape import broadcast_to
 from engine.tasks import Answer, ProgramTask, Task, bind
+from engine.tracing import building
 from engine.transforms import vjp_call
 
 SUMMARIZE_ABOVE = 64  # arrays with more elements are sent as a Summary

@@ -17,8 +17,9 @@ from engine import language, ops
 from engine.errors import BAD_PARAM, SYNTAX, UNKNOWN_NAME, EngineError
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, COMPARISONS, SYMBOLS, TRANSPOSE_ATTRIBUTE, check_expression
-from engine.ir import Builder, Function, Literal, Origin, ShapedArray, Var, building, describe
+from engine.ir import Function, Literal, Origin, ShapedArray, Var, describe
 from engine.limits import DEFAULT_LIMITS, Limits
+from engine.tracing import Builder, building
 
 # numpy's method forms that take a shape or axes as separate arguments: x.reshape(2, 3).
 _VARIADIC_METHODS = ("reshape", "transpose")

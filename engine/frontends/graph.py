@@ -22,8 +22,9 @@ from engine import language
 from engine.errors import BAD_INPUT, BAD_PARAM, GRAPH, LIMIT, UNKNOWN_OP, EngineError, pointer_token
 from engine.frontends.inputs import input_pointer
 from engine.frontends.syntax import INT64_RANGE
-from engine.ir import Builder, Function, Origin, ShapedArray, Var, building
+from engine.ir import Function, Origin, ShapedArray, Var
 from engine.limits import DEFAULT_LIMITS, Limits
+from engine.tracing import Builder, building
 
 _GRAPH_FIELDS = ("inputs", "nodes", "output")
 _NODE_FIELDS = ("id", "op", "args", "params")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import backend, integers
+from engine import backend
 from engine.errors import (
     BAD_INPUT,
     BAD_PARAM,
@@ -28,13 +28,14 @@ from engine.errors import (
     UNKNOWN_OP,
     EngineError,
 )
+from engine.evaluation import evaluate_equation, literal_array
 from engine.frontends.expression import Evaluator, unknown_name
 from engine.frontends.inputs import as_array, aval_of, input_pointer
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, Checker, refused, reserved
-from engine.interpreter import numeric_failure
-from engine.ir import Builder, Equation, Function, Literal, Var, building, describe
+from engine.ir import Equation, Function, Literal, Var, describe
 from engine.limits import DEFAULT_LIMITS, Limits
+from engine.tracing import Builder, building
 
 _LOOPS = (ast.While, ast.For)
 
@@ -263,17 +264,10 @@ class _Runner(Evaluator):
                 equation.location,
             )
         xp = backend.host()
-        arguments = [
-            self.values[atom] if isinstance(atom, Var) else xp.asarray(atom.value, dtype=getattr(xp, atom.dtype))
-            for atom in equation.inputs
-        ]
-        with backend.quiet():
-            try:
-                impl = integers.checked(equation.primitive.impl, equation.output.aval.dtype)
-                value = impl(xp, *arguments, **equation.kwargs)
-            except (ArithmeticError, ValueError, RuntimeError) as error:
-                raise numeric_failure(equation, error) from None
-        self.values[equation.output] = value
+        arguments = [self.values[a] if isinstance(a, Var) else literal_array(xp, a) for a in equation.inputs]
+        self.values[equation.output] = evaluate_equation(
+            equation.primitive, xp, arguments, equation.kwargs, equation.origin, equation.output.aval.dtype
+        )
         self.live_elements += size
         if self.live_elements > self.limits.max_live_elements:
             raise EngineError(

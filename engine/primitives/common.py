@@ -7,18 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import BAD_PARAM, DTYPE, SHAPE, EngineError
-from engine.ir import (
-    DEFAULT_FLOAT,
-    Atom,
-    Literal,
-    Primitive,
-    ShapedArray,
-    Var,
-    as_atom,
-    current_builder,
-    describe,
-    register,
-)
+from engine.ir import DEFAULT_FLOAT, Atom, Literal, ShapedArray, Var, as_atom, describe
+from engine.primitive import Primitive, register
 
 _KIND = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
 _BITS = {"bool": 1, "int32": 32, "int64": 64, "float32": 32, "float64": 64}
@@ -115,27 +105,13 @@ def primitive(
     """Define and register a primitive; the returned object is also the op users call.
     `is_identity(x, **params)` says when a call would return its operand unchanged, so
     that no equation is recorded for it."""
-    prim = CallablePrimitive(name, impl, shape, jvp, vjp, batch, linear=linear)
-    prim.prepare = prepare
-    prim.is_identity = is_identity
+    prim = Primitive(
+        name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, batch=batch, prepare=prepare, is_identity=is_identity,
+        linear=linear,
+    )  # fmt: skip
     if batch is None:
         prim.batch = broadcasting_batch(prim)
     return register(prim)
-
-
-class CallablePrimitive(Primitive):
-    """A primitive that, called on Vars and numbers, records itself in the current builder
-    after `prepare` has promoted dtypes and normalised parameters."""
-
-    prepare = None
-    is_identity = None
-
-    def __call__(self, *args: Any, **params: Any) -> Atom:
-        if self.prepare is not None:
-            args, params = self.prepare(list(args), params)
-        if self.is_identity is not None and self.is_identity(as_atom(args[0]), **params):
-            return as_atom(args[0])
-        return current_builder().bind(self, args, params)
 
 
 def batch_size(args: Sequence[Atom], batched: Sequence[bool]) -> int:

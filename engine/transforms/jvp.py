@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.ir import Atom, Function, ShapedArray, Var, current_builder, read
+from engine.ir import Atom, Function, ShapedArray, Var
 from engine.primitives.elementwise import convert
 from engine.primitives.shape import broadcast_to, zeros
+from engine.tracing import current_builder, read
 
 
 def jvp_call(fn: Function, primals: Sequence[Atom], tangents: dict[int, Atom]) -> tuple[list[Atom], list[Atom | None]]:

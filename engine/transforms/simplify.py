@@ -6,9 +6,10 @@ brings a gradient close to the hand-written formula."""
 
 from __future__ import annotations
 
-from engine.ir import Equation, Function, Literal, Var, building, read
+from engine.ir import Equation, Function, Literal, Var
 from engine.primitives.elementwise import add, multiply
 from engine.primitives.shape import broadcast_to
+from engine.tracing import building, read
 
 
 def _scaled_operand(eqn: Equation | None) -> tuple[Literal, Var] | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.ir import Atom, Function, Var, as_atom, current_builder, read
+from engine.ir import Atom, Function, Var, as_atom
 from engine.primitives.elementwise import convert
 from engine.primitives.shape import unbroadcast, zeros
+from engine.tracing import current_builder, read
 
 
 def _active(fn: Function, wrt: Sequence[int]) -> set[Var]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.ir import Atom, Function, Var, building, current_builder, read
+from engine.ir import Atom, Function, Var
 from engine.primitives.common import materialize_batch
+from engine.tracing import building, current_builder, read
 
 
 def vmap_call(fn: Function, args: Sequence[Atom], batched: Sequence[bool]) -> tuple[list[Atom], list[bool]]:

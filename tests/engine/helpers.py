@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from engine import api
-from engine.ir import Function, ShapedArray, trace
+from engine.ir import Function, ShapedArray
+from engine.tracing import trace
 
 
 def build(body, shapes, dtype: str = "float64") -> Function:

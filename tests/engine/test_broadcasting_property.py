@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from engine import api, ops
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
+from engine.tracing import trace
 
 BINARY = {
     "add": (ops.add, torch.add),

@@ -12,8 +12,9 @@ from engine import api, operations, ops, tasks
 from engine.cache import WeightedCache
 from engine.frontends import build
 from engine.interpreter import Plan
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
 from engine.operations import Options
+from engine.tracing import trace
 
 
 def chain_graph(length: int, scale: float) -> dict:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from engine import api, ops
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
+from engine.tracing import trace
 
 KINKS = [
     ("relu", ops.relu, torch.relu, [0.0, 1.0, -1.0]),

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from engine import api, ops
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
+from engine.tracing import trace
 from engine.transforms import vjp_call
 from tests.engine.cases import CASES, PIECEWISE_CONSTANT, RULE_CASES
 from tests.engine.helpers import build, finite_difference_jacobians, named, torch_call, torch_jacobians

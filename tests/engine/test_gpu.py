@@ -7,7 +7,8 @@ import pytest
 
 from engine import api, ops
 from engine.backend import gpu_available
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
+from engine.tracing import trace
 
 pytestmark = [
     pytest.mark.gpu,

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from engine import api, ops
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
+from engine.tracing import trace
 
 
 def _function(body, **shapes):

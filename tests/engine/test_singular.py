@@ -13,7 +13,8 @@ import torch
 from engine import api, ops
 from engine.errors import NUMERIC, EngineError
 from engine.frontends.expression import from_expression
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
+from engine.tracing import trace
 from engine.transforms import vjp_call
 
 SINGULAR = {

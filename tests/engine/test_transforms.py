@@ -13,8 +13,9 @@ from engine.errors import EngineError
 from engine.frontends.expression import from_expression
 from engine.frontends.graph import from_graph
 from engine.interpreter import plan
-from engine.ir import ShapedArray, trace
+from engine.ir import ShapedArray
 from engine.operations import Options
+from engine.tracing import trace
 from engine.transforms import vmap
 from tests.engine.cases import CASES, RULE_CASES
 from tests.engine.helpers import build, named

@@ -96,7 +96,7 @@ def test_stop_gradient_fails_and_the_report_says_why():
 
 
 def squared_sum_of(fn):
-    from engine.ir import inline, trace
+    from engine.tracing import inline, trace
 
     return trace(lambda *xs: ops.sum(inline(fn, xs)[0] ** 2), fn.input_avals)
 

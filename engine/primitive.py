@@ -1,0 +1,101 @@
+"""What a primitive is: an operation with every rule that defines it, side by side, and the
+registry of primitives by name. The primitives themselves are in `engine.primitives`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from engine.ir import Atom, as_atom
+from engine.tracing import current_builder
+
+
+class Primitive:
+    """An operation with every rule that defines it, side by side.
+
+    impl(xp, *arrays, **params) computes it on an array namespace; shape(*avals, **params)
+    infers the output's ShapedArray (raising EngineError when the inputs do not fit);
+    jvp and vjp hold one rule per input (None: not differentiable in that input):
+    jvp[i](tangent, out, *inputs, **params) is the output tangent contributed by input i,
+    vjp[i](cotangent, out, *inputs, **params) is the cotangent of input i. Both are written
+    with engine ops, so they can be differentiated again. A variadic primitive gives its vjp
+    as a function of the input position instead. batch(inputs, batched, **params)
+    computes the primitive on inputs whose flagged members carry a leading batch axis,
+    returning an output batched on axis 0 (None for a primitive without inputs).
+
+    Called on Vars and numbers, a primitive records itself in the current builder, after
+    prepare(args, params) has promoted dtypes and normalised parameters; when
+    is_identity(x, **params) says the call would return its operand unchanged, no equation
+    is recorded. A linear primitive's JVP is the primitive itself applied to the tangent.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        impl: Callable,
+        shape: Callable,
+        jvp: Sequence[Callable | None] = (),
+        vjp: Sequence[Callable | None] | Callable[[int], Callable] = (),
+        batch: Callable | None = None,
+        prepare: Callable | None = None,
+        is_identity: Callable | None = None,
+        linear: bool = False,
+    ):
+        self.name = name
+        self.impl = impl
+        self.shape = shape
+        self.jvp = tuple(jvp)
+        self.vjp = vjp if callable(vjp) else tuple(vjp)
+        self.batch = batch
+        self.prepare = prepare
+        self.is_identity = is_identity
+        self.linear = linear
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    def __reduce__(self):
+        return (primitive_by_name, (self.name,))
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether it has a derivative that is not zero everywhere: sign, floor and the
+        comparisons, whose rules are all None, do not."""
+        rules = [*self.jvp, *(() if callable(self.vjp) else self.vjp)]
+        return self.linear or callable(self.vjp) or any(rule is not None for rule in rules)
+
+    def jvp_rule(self, position: int) -> Callable | None:
+        return self.jvp[position] if position < len(self.jvp) else None
+
+    def vjp_rule(self, position: int) -> Callable | None:
+        if callable(self.vjp):
+            return self.vjp(position)
+        return self.vjp[position] if position < len(self.vjp) else None
+
+    def __call__(self, *args: Any, **params: Any) -> Atom:
+        if self.prepare is not None:
+            args, params = self.prepare(list(args), params)
+        if self.is_identity is not None and self.is_identity(as_atom(args[0]), **params):
+            return as_atom(args[0])
+        return current_builder().bind(self, args, params)
+
+    def bind(self, *args: Any, **params: Any) -> Atom:
+        """Record the primitive on operands already prepared (a rule's own)."""
+        return current_builder().bind(self, args, params)
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def register(primitive: Primitive) -> Primitive:
+    if primitive.name in PRIMITIVES:
+        raise ValueError(f"primitive {primitive.name} defined twice")
+    PRIMITIVES[primitive.name] = primitive
+    return primitive
+
+
+def primitive_by_name(name: str) -> Primitive:
+    """A primitive as unpickled (a function sent to a worker): the registry is full by then,
+    since importing this module imports the engine package, and it every primitive."""
+    return PRIMITIVES[name]

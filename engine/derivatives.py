@@ -13,7 +13,8 @@ import math
 
 from engine.cache import TRANSFORMS
 from engine.ir import Function, Literal, ShapedArray, Var
-from engine.primitives.shape import broadcast_to, eye, reshape, transpose
+from engine.primitives.broadcasting import broadcast_to, reshape
+from engine.primitives.shape import eye, transpose
 from engine.tracing import building, inline
 from engine.transforms import (
     eliminate_common_subexpressions,

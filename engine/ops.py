@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from engine.errors import SHAPE, EngineError
 from engine.ir import define_operators
-from engine.primitives.common import promote
+from engine.primitives.broadcasting import broadcast_to, reshape, sum
+from engine.primitives.dtypes import convert, promote
 from engine.primitives.elementwise import (
     abs,
     add,
@@ -17,7 +18,6 @@ from engine.primitives.elementwise import (
     arcsin,
     arctan,
     ceil,
-    convert,
     cos,
     cosh,
     divide,
@@ -51,8 +51,8 @@ from engine.primitives.elementwise import (
     where,
 )
 from engine.primitives.linalg import adjugate, det, inv, logdet, matmul, solve
-from engine.primitives.reductions import logsumexp, max, mean, min, norm, prod, softmax, sum
-from engine.primitives.shape import broadcast_to, concatenate, eye, full, getitem, reshape, stack, zeros
+from engine.primitives.reductions import logsumexp, max, mean, min, norm, prod, softmax
+from engine.primitives.shape import concatenate, eye, full, getitem, stack, zeros
 from engine.primitives.shape import transpose as _transpose
 
 

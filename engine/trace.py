@@ -26,7 +26,7 @@ from engine.interpreter import Plan
 from engine.ir import Function, Literal, Var
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, Options
-from engine.primitives.shape import broadcast_to
+from engine.primitives.broadcasting import broadcast_to
 from engine.tasks import Answer, ProgramTask, Task, bind
 from engine.tracing import building
 from engine.transforms import vjp_call

@@ -1,5 +1,5 @@
-"""What the primitive modules share: dtype promotion, broadcasting, axis handling and the
-generic batching rules. Nothing here knows a particular primitive."""
+"""What the primitive modules share that needs no primitive: shape and axis arithmetic, and
+`primitive`, the constructor every primitive is declared with."""
 
 from __future__ import annotations
 
@@ -7,42 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import BAD_PARAM, DTYPE, SHAPE, EngineError
-from engine.ir import DEFAULT_FLOAT, Atom, Literal, ShapedArray, Var, as_atom, describe
+from engine.ir import Atom, ShapedArray, describe, unrepresentable
 from engine.primitive import Primitive, register
 
-_KIND = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
-_BITS = {"bool": 1, "int32": 32, "int64": 64, "float32": 32, "float64": 64}
-_PYTHON_TYPE = {0: bool, 1: int, 2: float}
 
-
-def result_dtype(atoms: Sequence[Atom], *, floating: bool = False) -> str:
-    """numpy's promotion with Python numbers weakly typed (NEP 50), floats beating ints."""
-    rank = lambda dtype: (_KIND[dtype], _BITS[dtype])  # noqa: E731
-    strong = [a.aval.dtype for a in atoms if isinstance(a, Var)]
-    weak = [a.dtype for a in atoms if isinstance(a, Literal)]
-    dtype = max(strong or weak, key=rank)
-    weak_kind = max((_KIND[d] for d in weak), default=0)
-    if weak_kind > _KIND[dtype]:
-        dtype = "int64" if weak_kind == 1 else DEFAULT_FLOAT
-    if floating and _KIND[dtype] < 2:
-        dtype = DEFAULT_FLOAT
-    return dtype
-
-
-def cast(atom: Atom, dtype: str) -> Atom:
-    if isinstance(atom, Literal):
-        return atom if atom.dtype == dtype else Literal(_PYTHON_TYPE[_KIND[dtype]](atom.value), dtype)
-    if atom.aval.dtype == dtype:
-        return atom
-    from engine.primitives.elementwise import convert
-
-    return convert(atom, dtype=dtype)
-
-
-def promote(args: Sequence[Any], *, floating: bool = False) -> list[Atom]:
-    atoms = [as_atom(a) for a in args]
-    dtype = result_dtype(atoms, floating=floating)
-    return [cast(a, dtype) for a in atoms]
+def primitive(name: str, **rules: Any) -> Primitive:
+    """Define and register a primitive, every rule given here (see `Primitive`); the returned
+    object is also the op that rules and front-ends call."""
+    return register(Primitive(name, **rules))
 
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -63,6 +35,21 @@ def same_dtype(*avals: ShapedArray) -> str:
     if len(dtypes) != 1:
         raise EngineError(DTYPE, f"mixed dtypes {sorted(dtypes)}")
     return dtypes.pop()
+
+
+def as_integers(value: Any, what: str = "a shape") -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in value):
+        raise EngineError(BAD_PARAM, f"{what} is a tuple of integers, got {describe(value)}")
+    return tuple(value)
+
+
+def as_shape(value: Any) -> tuple[int, ...]:
+    shape = as_integers(value)
+    if problem := unrepresentable(shape):
+        raise EngineError(BAD_PARAM, problem)
+    return shape
 
 
 def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -90,28 +77,10 @@ def single_axis(axis: Any, ndim: int) -> int:
     return axis % ndim
 
 
-def primitive(
-    name: str,
-    *,
-    impl,
-    shape,
-    jvp=(),
-    vjp=(),
-    batch=None,
-    prepare=None,
-    is_identity=None,
-    linear: bool = False,
-) -> Primitive:
-    """Define and register a primitive; the returned object is also the op users call.
-    `is_identity(x, **params)` says when a call would return its operand unchanged, so
-    that no equation is recorded for it."""
-    prim = Primitive(
-        name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, batch=batch, prepare=prepare, is_identity=is_identity,
-        linear=linear,
-    )  # fmt: skip
-    if batch is None:
-        prim.batch = broadcasting_batch(prim)
-    return register(prim)
+def reduced_shape(shape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
+    if keepdims:
+        return tuple(1 if i in axis else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axis)
 
 
 def batch_size(args: Sequence[Atom], batched: Sequence[bool]) -> int:
@@ -120,34 +89,3 @@ def batch_size(args: Sequence[Atom], batched: Sequence[bool]) -> int:
 
 def logical_ndim(atom: Atom, is_batched: bool) -> int:
     return atom.aval.ndim - (1 if is_batched else 0)
-
-
-def lift_batch_axis(atom: Atom, is_batched: bool, ndim: int) -> Atom:
-    """A batched operand reshaped to (batch, 1, ..., 1, *shape) so that numpy's
-    right-aligned broadcasting lines its own axes up with the unbatched operands'."""
-    from engine.primitives.shape import reshape
-
-    if not is_batched or atom.aval.ndim - 1 == ndim:
-        return atom
-    shape = atom.aval.shape
-    return reshape(atom, shape=(shape[0],) + (1,) * (ndim - len(shape) + 1) + shape[1:])
-
-
-def materialize_batch(atom: Atom, is_batched: bool, size: int) -> Atom:
-    """An operand given a batch axis of `size` whether or not it had one."""
-    from engine.primitives.shape import broadcast_to
-
-    if is_batched:
-        return atom
-    return broadcast_to(atom, shape=(size, *atom.aval.shape))
-
-
-def broadcasting_batch(prim: Primitive):
-    """The batching rule of every primitive that broadcasts its operands like numpy."""
-
-    def rule(args, batched, **params):
-        ndim = max(logical_ndim(a, b) for a, b in zip(args, batched))
-        lifted = [lift_batch_axis(a, b, ndim) for a, b in zip(args, batched)]
-        return prim.bind(*lifted, **params)
-
-    return rule

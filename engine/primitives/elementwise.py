@@ -10,8 +10,10 @@ derivative, and power's exponent partial is 0 where the base is 0.
 from __future__ import annotations
 
 from engine.errors import BAD_PARAM, EngineError
-from engine.ir import DTYPES, Literal, ShapedArray, literal
-from engine.primitives.common import broadcast_shapes, cast, primitive, promote, same_dtype
+from engine.ir import Literal, ShapedArray, literal
+from engine.primitives.broadcasting import broadcast_to, broadcasting
+from engine.primitives.common import broadcast_shapes, same_dtype
+from engine.primitives.dtypes import cast, promote, promoted, promoted_to_float
 
 
 def _scaled(term, partial):
@@ -45,22 +47,14 @@ def _prepare_numeric(args, params):
     return ([cast(a, "int64") for a in atoms] if atoms[0].aval.dtype == "bool" else atoms), params
 
 
-def _prepare_floating(args, params):
-    return promote(args, floating=True), params
-
-
-def _prepare_comparison(args, params):
-    return promote(args), params
-
-
 def elementwise(name, impl, *partials, floating=False, shape=_elementwise_shape):
     """An elementwise primitive; `partials[i](out, *args)` is d out / d args[i] (None: constant)."""
     jvp, vjp = _rules_from_partials(partials)
     if shape is _comparison_shape:
-        prepare = _prepare_comparison
+        prepare = promoted
     else:
-        prepare = _prepare_floating if floating else _prepare_numeric
-    return primitive(name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, prepare=prepare)
+        prepare = promoted_to_float if floating else _prepare_numeric
+    return broadcasting(name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, prepare=prepare)
 
 
 def _floating(name, impl, partial):
@@ -184,7 +178,7 @@ def _prepare_where(args, params):
     return [cast(promote([cond])[0], "bool"), x, y], params
 
 
-_where = primitive(
+_where = broadcasting(
     "where",
     impl=lambda xp, cond, x, y: xp.where(cond, x, y),
     shape=_where_shape,
@@ -205,30 +199,8 @@ _where = primitive(
 def where(cond, x, y):
     """numpy's where; a literal condition picks its branch when the rules are written."""
     if isinstance(cond, bool) or isinstance(cond, Literal):
-        from engine.primitives.shape import broadcast_to
-
         chosen, other = (x, y) if (cond.value if isinstance(cond, Literal) else cond) else (y, x)
         x_atom, y_atom = promote([chosen, other])
         shape = broadcast_shapes(x_atom.aval.shape, y_atom.aval.shape)
         return x_atom if x_atom.aval.shape == shape else broadcast_to(x_atom, shape=shape)
     return _where(cond, x, y)
-
-
-def _convert_shape(x: ShapedArray, *, dtype: str) -> ShapedArray:
-    if dtype not in DTYPES:
-        raise EngineError(BAD_PARAM, f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    return ShapedArray(x.shape, dtype)
-
-
-def _convert_impl(xp, x, *, dtype):
-    return xp.astype(x, getattr(xp, dtype))
-
-
-convert = primitive(
-    "convert",
-    impl=_convert_impl,
-    shape=_convert_shape,
-    vjp=[lambda g, out, x, dtype: convert(g, dtype=x.aval.dtype)],
-    is_identity=lambda x, dtype: x.aval.dtype == dtype,
-    linear=True,
-)

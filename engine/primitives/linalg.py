@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from engine.errors import SHAPE, EngineError
 from engine.ir import ShapedArray
+from engine.primitive import Primitive
 from engine.primitives import elementwise as ew
-from engine.primitives import reductions as red
-from engine.primitives import shape as shp
-from engine.primitives.common import broadcast_shapes, lift_batch_axis, logical_ndim, primitive, promote, same_dtype
-
-
-def _prepare_floating(args, params):
-    return promote(args, floating=True), params
+from engine.primitives.broadcasting import broadcasting, lift_batch_axis, reshape, sum, unbroadcast
+from engine.primitives.common import broadcast_shapes, logical_ndim, primitive, same_dtype
+from engine.primitives.dtypes import promoted, promoted_to_float
+from engine.primitives.shape import expand_dims, eye, swap_last_axes
 
 
 def _matmul_shape(a: ShapedArray, b: ShapedArray) -> ShapedArray:
@@ -35,8 +33,8 @@ def _matmul_shape(a: ShapedArray, b: ShapedArray) -> ShapedArray:
 
 def _as_matrices(a, b):
     """1-D operands as a row (left) or column (right) matrix, as numpy's matmul reads them."""
-    a2 = shp.reshape(a, shape=(1, a.aval.shape[0])) if a.aval.ndim == 1 else a
-    b2 = shp.reshape(b, shape=(b.aval.shape[0], 1)) if b.aval.ndim == 1 else b
+    a2 = reshape(a, shape=(1, a.aval.shape[0])) if a.aval.ndim == 1 else a
+    b2 = reshape(b, shape=(b.aval.shape[0], 1)) if b.aval.ndim == 1 else b
     return a2, b2
 
 
@@ -45,13 +43,13 @@ def _matmul_cotangent(position: int):
         if a.aval.ndim == 1 and b.aval.ndim == 1:  # an inner product: g is a scalar
             return g * (b if position == 0 else a)
         a2, b2 = _as_matrices(a, b)
-        g2 = shp.reshape(g, shape=_matmul_shape(a2.aval, b2.aval).shape)
+        g2 = reshape(g, shape=_matmul_shape(a2.aval, b2.aval).shape)
         if position == 0:
-            cotangent, operand = matmul(g2, shp.swap_last_axes(b2)), a
+            cotangent, operand = matmul(g2, swap_last_axes(b2)), a
         else:
-            cotangent, operand = matmul(shp.swap_last_axes(a2), g2), b
+            cotangent, operand = matmul(swap_last_axes(a2), g2), b
         operand2 = a2 if position == 0 else b2
-        return shp.reshape(shp.unbroadcast(cotangent, operand2.aval.shape), shape=operand.aval.shape)
+        return reshape(unbroadcast(cotangent, operand2.aval.shape), shape=operand.aval.shape)
 
     return rule
 
@@ -59,8 +57,8 @@ def _matmul_cotangent(position: int):
 def _batched_times_matrix(stacked, matrix):
     """(batch, [n,] k) @ (k, m) as one matrix product: numpy would loop over the batch."""
     shape = stacked.aval.shape
-    flat = shp.reshape(stacked, shape=(shape[0] * shape[1], shape[2])) if len(shape) == 3 else stacked
-    return shp.reshape(matmul(flat, matrix), shape=(*shape[:-1], matrix.aval.shape[-1]))
+    flat = reshape(stacked, shape=(shape[0] * shape[1], shape[2])) if len(shape) == 3 else stacked
+    return reshape(matmul(flat, matrix), shape=(*shape[:-1], matrix.aval.shape[-1]))
 
 
 def _matmul_batch(args, batched):
@@ -71,14 +69,14 @@ def _matmul_batch(args, batched):
         return _batched_times_matrix(a, b)
     if batched == [False, True] and a.aval.ndim == 2 and b.aval.ndim <= 3:
         if b.aval.ndim == 2:  # a batch of vectors: (a @ v) for each v is v @ a^T
-            return matmul(b, shp.swap_last_axes(a))
-        swapped = _batched_times_matrix(shp.swap_last_axes(b), shp.swap_last_axes(a))
-        return shp.swap_last_axes(swapped)
+            return matmul(b, swap_last_axes(a))
+        swapped = _batched_times_matrix(swap_last_axes(b), swap_last_axes(a))
+        return swap_last_axes(swapped)
     a_vector, b_vector = logical_ndim(a, batched[0]) == 1, logical_ndim(b, batched[1]) == 1
     if a_vector:
-        a = shp.expand_dims(a, a.aval.ndim - 1)
+        a = expand_dims(a, a.aval.ndim - 1)
     if b_vector:
-        b = shp.expand_dims(b, b.aval.ndim)
+        b = expand_dims(b, b.aval.ndim)
     ndim = max(logical_ndim(a, batched[0]), logical_ndim(b, batched[1]))
     out = matmul(lift_batch_axis(a, batched[0], ndim), lift_batch_axis(b, batched[1], ndim))
     shape = list(out.aval.shape)
@@ -86,7 +84,7 @@ def _matmul_batch(args, batched):
         shape.pop(-1)
     if a_vector:
         shape.pop(-1 if b_vector else -2)
-    return shp.reshape(out, shape=tuple(shape))
+    return reshape(out, shape=tuple(shape))
 
 
 matmul = primitive(
@@ -96,7 +94,7 @@ matmul = primitive(
     jvp=[lambda t, out, a, b: matmul(t, b), lambda t, out, a, b: matmul(a, t)],
     vjp=_matmul_cotangent,
     batch=_matmul_batch,
-    prepare=lambda args, params: (promote(args), params),
+    prepare=promoted,
 )
 
 
@@ -106,36 +104,38 @@ def _square_shape(a: ShapedArray, drop: int = 0) -> ShapedArray:
     return ShapedArray(a.shape[: a.ndim - drop], a.dtype)
 
 
-def _stacked_batch(prim):
-    def rule(args, batched, **params):
+def _on_matrix_stacks(name: str, **rules) -> Primitive:
+    """A primitive on a stack of square matrices, defined on floats: a batch axis is one more
+    stack axis."""
+
+    def batch(args, batched, **params):
         return prim.bind(*args, **params)
 
-    return rule
+    prim = primitive(name, batch=batch, prepare=promoted_to_float, **rules)
+    return prim
 
 
 def _inverse_transposed(a):
-    return shp.swap_last_axes(inv(a))
+    return swap_last_axes(inv(a))
 
 
 def _trace_of_product(m, t):
     """trace(m^T t) for each matrix of a stack: the contraction det and logdet need."""
-    return red.sum(m * t, axis=(-2, -1))
+    return sum(m * t, axis=(-2, -1))
 
 
-inv = primitive(
+inv = _on_matrix_stacks(
     "inv",
     impl=lambda xp, a: xp.linalg.inv(a),
     shape=_square_shape,
     jvp=[lambda t, out, a: -matmul(matmul(out, t), out)],
-    vjp=[lambda g, out, a: -matmul(matmul(shp.swap_last_axes(out), g), shp.swap_last_axes(out))],
-    prepare=_prepare_floating,
+    vjp=[lambda g, out, a: -matmul(matmul(swap_last_axes(out), g), swap_last_axes(out))],
 )
-inv.batch = _stacked_batch(inv)
 
 
 def _per_matrix(x):
     """A quantity with one value per matrix of a stack, ready to broadcast over each matrix."""
-    return shp.reshape(x, shape=x.aval.shape + (1, 1))
+    return reshape(x, shape=x.aval.shape + (1, 1))
 
 
 # ---- the adjugate: det's derivative, defined at singular matrices too ----
@@ -201,29 +201,27 @@ def _second_derivative(a, first, second):
     difference; `second` is the sum of its columns, second[:, i] e_i^T. This costs n times
     d adj, and is reached only from the third order on."""
     n = a.aval.shape[-1]
-    unit_rows = shp.reshape(shp.eye(rows=n, columns=n, dtype=a.aval.dtype), shape=(n, 1, n))
-    columns = shp.expand_dims(second, second.aval.ndim - 2) * unit_rows  # [..., i] = second[:, i] e_i^T
-    shifted = shp.expand_dims(a, a.aval.ndim - 2) + columns
-    along_columns = adjugate_derivative(shifted, shp.expand_dims(first, first.aval.ndim - 2))
-    return red.sum(along_columns, axis=-3) - n * adjugate_derivative(a, first)
+    unit_rows = reshape(eye(rows=n, columns=n, dtype=a.aval.dtype), shape=(n, 1, n))
+    columns = expand_dims(second, second.aval.ndim - 2) * unit_rows  # [..., i] = second[:, i] e_i^T
+    shifted = expand_dims(a, a.aval.ndim - 2) + columns
+    along_columns = adjugate_derivative(shifted, expand_dims(first, first.aval.ndim - 2))
+    return sum(along_columns, axis=-3) - n * adjugate_derivative(a, first)
 
 
 # adj is det's gradient transposed and d adj(a)[t] its Hessian applied to t:
 # d adj(a)[t]_ij = d^2 det(a)[t, e_ji], symmetric in t and e_ji, so each cotangent rule is
 # the tangent rule on transposed operands.
-adjugate = primitive(
+adjugate = _on_matrix_stacks(
     "adjugate",
     impl=_adjugate_impl,
     shape=_square_shape,
     jvp=[lambda t, out, a: adjugate_derivative(a, t)],
-    vjp=[lambda g, out, a: shp.swap_last_axes(adjugate_derivative(a, shp.swap_last_axes(g)))],
-    prepare=_prepare_floating,
+    vjp=[lambda g, out, a: swap_last_axes(adjugate_derivative(a, swap_last_axes(g)))],
 )
-adjugate.batch = _stacked_batch(adjugate)
 
 # A primitive, not adjugate's JVP written out, so that second derivatives of det cost no
 # more than n x n arrays at singular matrices as elsewhere.
-adjugate_derivative = primitive(
+adjugate_derivative = broadcasting(
     "adjugate_derivative",
     impl=_adjugate_derivative_impl,
     shape=_adjugate_derivative_shape,
@@ -232,27 +230,25 @@ adjugate_derivative = primitive(
         lambda t, out, a, direction: adjugate_derivative(a, t),
     ],
     vjp=[
-        lambda g, out, a, direction: shp.swap_last_axes(_second_derivative(a, direction, shp.swap_last_axes(g))),
-        lambda g, out, a, direction: shp.swap_last_axes(adjugate_derivative(a, shp.swap_last_axes(g))),
+        lambda g, out, a, direction: swap_last_axes(_second_derivative(a, direction, swap_last_axes(g))),
+        lambda g, out, a, direction: swap_last_axes(adjugate_derivative(a, swap_last_axes(g))),
     ],
-    prepare=_prepare_floating,
+    prepare=promoted_to_float,
 )
 
 
 def _cofactors(a):
     """The matrix of cofactors, det's gradient."""
-    return shp.swap_last_axes(adjugate(a))
+    return swap_last_axes(adjugate(a))
 
 
-det = primitive(
+det = _on_matrix_stacks(
     "det",
     impl=lambda xp, a: xp.linalg.det(a),
     shape=lambda a: _square_shape(a, drop=2),
     jvp=[lambda t, out, a: _trace_of_product(_cofactors(a), t)],
     vjp=[lambda g, out, a: _per_matrix(g) * _cofactors(a)],
-    prepare=_prepare_floating,
 )
-det.batch = _stacked_batch(det)
 
 
 def _logdet_impl(xp, a):
@@ -271,15 +267,13 @@ def _unless_negative(a, x):
 # A^-T rather than the cofactors over det: det overflows for large matrices whose logdet
 # is fine. At a singular matrix logdet is -inf and has no derivative: inv fails there, and
 # the error names the user's logdet.
-logdet = primitive(
+logdet = _on_matrix_stacks(
     "logdet",
     impl=_logdet_impl,
     shape=lambda a: _square_shape(a, drop=2),
     jvp=[lambda t, out, a: _unless_negative(a, _trace_of_product(_inverse_transposed(a), t))],
     vjp=[lambda g, out, a: _per_matrix(_unless_negative(a, g)) * _inverse_transposed(a)],
-    prepare=_prepare_floating,
 )
-logdet.batch = _stacked_batch(logdet)
 
 
 def _solve_shape(a: ShapedArray, b: ShapedArray) -> ShapedArray:
@@ -295,11 +289,11 @@ def _solve_shape(a: ShapedArray, b: ShapedArray) -> ShapedArray:
 
 
 def _column(x):
-    return shp.expand_dims(x, x.aval.ndim)
+    return expand_dims(x, x.aval.ndim)
 
 
 def _drop_column(x):
-    return shp.reshape(x, shape=x.aval.shape[:-1])
+    return reshape(x, shape=x.aval.shape[:-1])
 
 
 # A 1-D b is one right-hand side shared by every matrix of a stack of a's; the rules below
@@ -313,12 +307,12 @@ def _times_solution(m, out, b):
 
 
 def _solve_cotangent_a(g, out, a, b):
-    solved = _solve_as_b(shp.swap_last_axes(a), g, b)
+    solved = _solve_as_b(swap_last_axes(a), g, b)
     if b.aval.ndim == 1:
-        product = _column(solved) * shp.expand_dims(out, out.aval.ndim - 1)
+        product = _column(solved) * expand_dims(out, out.aval.ndim - 1)
     else:
-        product = matmul(solved, shp.swap_last_axes(out))
-    return -shp.unbroadcast(product, a.aval.shape)
+        product = matmul(solved, swap_last_axes(out))
+    return -unbroadcast(product, a.aval.shape)
 
 
 def _solve_batch(args, batched):
@@ -341,8 +335,8 @@ solve = primitive(
     ],
     vjp=[
         _solve_cotangent_a,
-        lambda g, out, a, b: shp.unbroadcast(_solve_as_b(shp.swap_last_axes(a), g, b), b.aval.shape),
+        lambda g, out, a, b: unbroadcast(_solve_as_b(swap_last_axes(a), g, b), b.aval.shape),
     ],
     batch=_solve_batch,
-    prepare=_prepare_floating,
+    prepare=promoted_to_float,
 )

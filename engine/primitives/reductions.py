@@ -1,6 +1,6 @@
-"""Reductions over axes. `sum` is linear; the others are given by their partial
-derivative P (shaped like the operand), so that JVP = sum(tangent * P) and
-VJP = cotangent broadcast back * P.
+"""Reductions over axes, given by their partial derivative P (shaped like the operand), so
+that JVP = sum(tangent * P) and VJP = cotangent broadcast back * P. `sum` itself, linear and
+broadcasting's transpose, is in `engine.primitives.broadcasting`.
 
 max and min split the gradient evenly among tied elements, as torch.amax and
 torch.max(x) without a dim do; prod is exact when the operand holds zeros; the norm's
@@ -9,60 +9,10 @@ derivative at the zero vector is 0, as in torch.linalg.vector_norm.
 
 from __future__ import annotations
 
-from engine.errors import BAD_PARAM, SHAPE, EngineError
-from engine.ir import Literal, ShapedArray, describe
 from engine.primitives import elementwise as ew
-from engine.primitives import shape as shp
-from engine.primitives.common import normalize_axis, primitive, promote
-
-
-def reduced_shape(shape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
-    if keepdims:
-        return tuple(1 if i in axis else n for i, n in enumerate(shape))
-    return tuple(n for i, n in enumerate(shape) if i not in axis)
-
-
-def expand_reduced(reduced, shape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool):
-    """Broadcast a reduced array (a cotangent, an output) back over the reduced axes."""
-    kept = reduced_shape(shape, axis, True)
-    if isinstance(reduced, Literal):
-        return shp.broadcast_to(reduced, shape=shape)
-    if reduced.aval.shape != kept:
-        reduced = shp.reshape(reduced, shape=kept)
-    return shp.broadcast_to(reduced, shape=shape) if kept != tuple(shape) else reduced
-
-
-def _prepare(floating: bool, accumulates: bool = False):
-    """Promote the operand and normalise axis and keepdims. Sums and products of integers
-    accumulate in int64, as numpy's do, so that int32 data does not overflow."""
-
-    def prepare(args, params):
-        (x,) = promote(args, floating=floating)
-        if x.aval.dtype == "bool" or accumulates and x.aval.dtype == "int32":
-            x = ew.convert(x, dtype="int64")
-        axis = normalize_axis(params.get("axis"), x.aval.ndim)
-        keepdims = params.get("keepdims", False)
-        if not isinstance(keepdims, bool):
-            raise EngineError(BAD_PARAM, f"keepdims must be true or false, got {describe(keepdims)}")
-        return [x], {"axis": axis, "keepdims": keepdims}
-
-    return prepare
-
-
-def _shape(nonempty: bool):
-    def rule(x: ShapedArray, *, axis, keepdims) -> ShapedArray:
-        if nonempty and any(x.shape[a] == 0 for a in axis):
-            raise EngineError(SHAPE, f"cannot reduce a zero-size axis of shape {list(x.shape)}")
-        return ShapedArray(reduced_shape(x.shape, axis, keepdims), x.dtype)
-
-    return rule
-
-
-def _batch(prim):
-    def rule(args, batched, *, axis, keepdims):
-        return prim.bind(args[0], axis=tuple(a + 1 for a in axis), keepdims=keepdims)
-
-    return rule
+from engine.primitives.broadcasting import expand_reduced, reduction_primitive, reshape, sum
+from engine.primitives.common import normalize_axis, reduced_shape
+from engine.primitives.dtypes import convert, promote
 
 
 def reduction(name, impl, partial, *, floating=False, accumulates=False):
@@ -74,25 +24,13 @@ def reduction(name, impl, partial, *, floating=False, accumulates=False):
     def vjp(g, out, x, *, axis, keepdims):
         return expand_reduced(g, x.aval.shape, axis, keepdims) * partial(out, x, axis, keepdims)
 
-    prepare = _prepare(floating, accumulates)
-    prim = primitive(name, impl=impl, shape=_shape(nonempty=True), jvp=[jvp], vjp=[vjp], prepare=prepare)
-    prim.batch = _batch(prim)
-    return prim
-
-
-sum = primitive(  # noqa: A001 - numpy's name
-    "sum",
-    impl=lambda xp, x, *, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype),
-    shape=_shape(nonempty=False),
-    vjp=[lambda g, out, x, axis, keepdims: expand_reduced(g, x.aval.shape, axis, keepdims)],
-    prepare=_prepare(floating=False, accumulates=True),
-    linear=True,
-)
-sum.batch = _batch(sum)
+    return reduction_primitive(
+        name, impl, jvp=[jvp], vjp=[vjp], nonempty=True, floating=floating, accumulates=accumulates
+    )
 
 
 def _extremum_partial(out, x, axis, keepdims):
-    ties = ew.convert(ew.equal(x, expand_reduced(out, x.aval.shape, axis, keepdims)), dtype=x.aval.dtype)
+    ties = convert(ew.equal(x, expand_reduced(out, x.aval.shape, axis, keepdims)), dtype=x.aval.dtype)
     return ties / sum(ties, axis=axis, keepdims=True)
 
 
@@ -111,7 +49,7 @@ def _prod_partial(out, x, axis, keepdims):
     at_nonzero = nonzero_product / nonzero_factors * prod(zero_factors, axis=axis, keepdims=True)
     # at a zero x_i: the nonzero product times the other zeros: none (1), one (that zero,
     # whose value is 0 but whose derivative is not), or more (0 to second order)
-    zero_count = sum(ew.convert(is_zero, dtype=x.aval.dtype), axis=axis, keepdims=True)
+    zero_count = sum(convert(is_zero, dtype=x.aval.dtype), axis=axis, keepdims=True)
     other_zero = sum(ew.where(is_zero, x, 0.0), axis=axis, keepdims=True) - x
     other_zeros = ew.where(ew.equal(zero_count, 1.0), 1.0, ew.where(ew.equal(zero_count, 2.0), other_zero, 0.0))
     return ew.where(is_zero, nonzero_product * other_zeros, at_nonzero)
@@ -155,7 +93,7 @@ def logsumexp(x, axis=None, keepdims=False):
     axes = normalize_axis(axis, x.aval.ndim)
     shift = ew.stop_gradient(max(x, axis=axes, keepdims=True))
     result = ew.log(sum(ew.exp(x - shift), axis=axes, keepdims=True)) + shift
-    return result if keepdims else shp.reshape(result, shape=reduced_shape(x.aval.shape, axes, False))
+    return result if keepdims else reshape(result, shape=reduced_shape(x.aval.shape, axes, False))
 
 
 def softmax(x, axis=-1):

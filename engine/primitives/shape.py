@@ -1,107 +1,17 @@
-"""Shape primitives: reshape, broadcast, transpose, concatenate, basic indexing and its
-transpose (scatter into zeros), and the constant-making primitives full and eye.
-All but the constants are linear, so their JVP is the primitive applied to the tangent."""
+"""Shape primitives: transpose, concatenate, basic indexing and its transpose (scatter into
+zeros), and the constant-making primitives full and eye. All but the constants are linear, so
+their JVP is the primitive applied to the tangent. reshape and broadcast_to are in
+`engine.primitives.broadcasting`."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from engine.errors import BAD_PARAM, SHAPE, EngineError
-from engine.ir import DEFAULT_FLOAT, ShapedArray, describe, unrepresentable
-from engine.primitives import reductions
-from engine.primitives.common import (
-    batch_size,
-    broadcast_shapes,
-    lift_batch_axis,
-    materialize_batch,
-    primitive,
-    promote,
-    same_dtype,
-    single_axis,
-)
-
-
-def _as_integers(value: Any, what: str = "a shape") -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value,)
-    if not isinstance(value, (tuple, list)) or not all(isinstance(n, int) and not isinstance(n, bool) for n in value):
-        raise EngineError(BAD_PARAM, f"{what} is a tuple of integers, got {describe(value)}")
-    return tuple(value)
-
-
-def _as_shape(value: Any) -> tuple[int, ...]:
-    shape = _as_integers(value)
-    if problem := unrepresentable(shape):
-        raise EngineError(BAD_PARAM, problem)
-    return shape
-
-
-def _prepare_reshape(args, params):
-    (x,) = promote(args)
-    shape = _as_shape(params["shape"])
-    if shape.count(-1) > 1 or any(n < -1 for n in shape):
-        raise EngineError(BAD_PARAM, f"invalid shape {list(shape)}: at most one -1 and no other negative size")
-    if -1 in shape:
-        known = math.prod(n for n in shape if n != -1)
-        if known == 0 or x.aval.size % known:
-            raise EngineError(SHAPE, f"cannot reshape an array of shape {list(x.aval.shape)} into {list(shape)}")
-        shape = tuple(x.aval.size // known if n == -1 else n for n in shape)
-    return [x], {"shape": shape}
-
-
-def _reshape_shape(x: ShapedArray, *, shape: tuple[int, ...]) -> ShapedArray:
-    if math.prod(shape) != x.size:
-        raise EngineError(SHAPE, f"cannot reshape an array of shape {list(x.shape)} into {list(shape)}")
-    return ShapedArray(shape, x.dtype)
-
-
-reshape = primitive(
-    "reshape",
-    impl=lambda xp, x, *, shape: xp.reshape(x, shape),
-    shape=_reshape_shape,
-    vjp=[lambda g, out, x, shape: reshape(g, shape=x.aval.shape)],
-    batch=lambda args, batched, shape: reshape(args[0], shape=(args[0].aval.shape[0], *shape)),
-    prepare=_prepare_reshape,
-    is_identity=lambda x, shape: x.aval.shape == shape,
-    linear=True,
-)
-
-
-def _broadcast_to_shape(x: ShapedArray, *, shape: tuple[int, ...]) -> ShapedArray:
-    if broadcast_shapes(x.shape, shape) != tuple(shape):
-        raise EngineError(SHAPE, f"cannot broadcast shape {list(x.shape)} to {list(shape)}")
-    return ShapedArray(tuple(shape), x.dtype)
-
-
-def _broadcast_to_batch(args, batched, shape):
-    (x,) = args
-    lifted = lift_batch_axis(x, True, len(shape))
-    return broadcast_to(lifted, shape=(x.aval.shape[0], *shape))
-
-
-broadcast_to = primitive(
-    "broadcast_to",
-    impl=lambda xp, x, *, shape: xp.broadcast_to(x, shape),
-    shape=_broadcast_to_shape,
-    vjp=[lambda g, out, x, shape: unbroadcast(g, x.aval.shape)],
-    batch=_broadcast_to_batch,
-    prepare=lambda args, params: (promote(args), {"shape": _as_shape(params["shape"])}),
-    is_identity=lambda x, shape: x.aval.shape == shape,
-    linear=True,
-)
-
-
-def unbroadcast(cotangent, shape: tuple[int, ...]):
-    """Sum a cotangent over the axes along which an operand of `shape` was broadcast."""
-    if cotangent.aval.shape == tuple(shape):
-        return cotangent
-    leading = cotangent.aval.ndim - len(shape)
-    axes = tuple(range(leading)) + tuple(
-        leading + i for i, n in enumerate(shape) if n == 1 and cotangent.aval.shape[leading + i] != 1
-    )
-    summed = reductions.sum(cotangent, axis=axes) if axes else cotangent
-    return summed if summed.aval.shape == tuple(shape) else reshape(summed, shape=shape)
+from engine.ir import DEFAULT_FLOAT, ShapedArray, describe
+from engine.primitives.broadcasting import materialize_batch, reshape
+from engine.primitives.common import as_integers, batch_size, primitive, same_dtype, single_axis
+from engine.primitives.dtypes import promote
 
 
 def _prepare_transpose(args, params):
@@ -110,7 +20,7 @@ def _prepare_transpose(args, params):
     ndim = x.aval.ndim
     if axes is None:
         axes = tuple(reversed(range(ndim)))
-    axes = tuple(single_axis(a, ndim) for a in _as_integers(axes, "a permutation of axes"))
+    axes = tuple(single_axis(a, ndim) for a in as_integers(axes, "a permutation of axes"))
     if sorted(axes) != list(range(ndim)):
         raise EngineError(BAD_PARAM, f"axes {list(axes)} are not a permutation of {ndim} axes")
     return [x], {"axes": axes}

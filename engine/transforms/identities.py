@@ -17,11 +17,11 @@ import math
 from collections.abc import Callable
 
 from engine.ir import Atom, Equation, Function, Literal, ShapedArray, Var
+from engine.primitives.broadcasting import broadcast_to, reshape
+from engine.primitives.broadcasting import sum as sum_
 from engine.primitives.common import broadcast_shapes
 from engine.primitives.elementwise import add, divide, multiply, negative, subtract, where
 from engine.primitives.linalg import matmul
-from engine.primitives.reductions import sum as sum_
-from engine.primitives.shape import broadcast_to, reshape
 from engine.tracing import building, read
 from engine.transforms.cse import eliminate_common_subexpressions
 from engine.transforms.dce import eliminate_dead_code

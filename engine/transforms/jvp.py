@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.ir import Atom, Function, ShapedArray, Var
-from engine.primitives.elementwise import convert
-from engine.primitives.shape import broadcast_to, zeros
+from engine.primitives.broadcasting import broadcast_to
+from engine.primitives.dtypes import convert
+from engine.primitives.shape import zeros
 from engine.tracing import current_builder, read
 
 

@@ -7,8 +7,8 @@ brings a gradient close to the hand-written formula."""
 from __future__ import annotations
 
 from engine.ir import Equation, Function, Literal, Var
+from engine.primitives.broadcasting import broadcast_to
 from engine.primitives.elementwise import add, multiply
-from engine.primitives.shape import broadcast_to
 from engine.tracing import building, read
 
 

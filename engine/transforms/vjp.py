@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.ir import Atom, Function, Var, as_atom
-from engine.primitives.elementwise import convert
-from engine.primitives.shape import unbroadcast, zeros
+from engine.primitives.broadcasting import unbroadcast
+from engine.primitives.dtypes import convert
+from engine.primitives.shape import zeros
 from engine.tracing import current_builder, read
 
 

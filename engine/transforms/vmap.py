@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.ir import Atom, Function, Var
-from engine.primitives.common import materialize_batch
+from engine.primitives.broadcasting import materialize_batch
 from engine.tracing import building, current_builder, read
 
 

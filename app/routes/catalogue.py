@@ -1,4 +1,4 @@
-"""GET /v1/ops: the names a function may use, from the engine's one table."""
+"""GET /v1/ops: the names a function may use, from the engine's one table, by name."""
 
 from fastapi import APIRouter
 
@@ -22,6 +22,6 @@ def ops() -> dict:
         "ops": [
             {"name": f.name, "arity": f.arity, "parameters": f.parameters, "differentiable": f.differentiable,
              "doc": f.doc}
-            for f in FUNCTIONS.values()
+            for f in sorted(FUNCTIONS.values(), key=lambda f: f.name)
         ]
     }  # fmt: skip

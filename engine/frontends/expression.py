@@ -13,12 +13,13 @@ import ast
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine import language, ops
+from engine import language
 from engine.errors import BAD_PARAM, SYNTAX, UNKNOWN_NAME, EngineError
 from engine.frontends.source import Source, parse
 from engine.frontends.syntax import BINARY_OPERATORS, COMPARISONS, SYMBOLS, TRANSPOSE_ATTRIBUTE, check_expression
 from engine.ir import Function, Literal, Origin, ShapedArray, Var, describe
 from engine.limits import DEFAULT_LIMITS, Limits
+from engine.primitives.shape import getitem
 from engine.tracing import Builder, building
 
 # numpy's method forms that take a shape or axes as separate arguments: x.reshape(2, 3).
@@ -205,7 +206,7 @@ class Evaluator:
         location = self.source.of(node)
         self.builder.origin = Origin("indexing", location)
         try:
-            return ops.getitem(target, index=index if isinstance(node.slice, ast.Tuple) else index[0])
+            return getitem(target, index=index if isinstance(node.slice, ast.Tuple) else index[0])
         except EngineError as error:
             raise error.at(location) from None
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from engine import language
 from engine.errors import BAD_PARAM, SHAPE, EngineError
 from engine.ir import Atom, Literal, ShapedArray, describe
 from engine.primitive import Primitive
@@ -55,6 +56,8 @@ reshape = primitive(
     prepare=_prepare_reshape,
     is_identity=lambda x, shape: x.aval.shape == shape,
     linear=True,
+    doc="the same elements in a new shape (one size may be -1)",
+    user=lambda op: lambda x, shape: op(x, shape=shape),
 )
 
 
@@ -166,13 +169,15 @@ def reduction_primitive(
     jvp: Sequence[Callable] = (),
     vjp: Sequence[Callable],
     nonempty: bool,
+    doc: str,
     floating: bool = False,
     accumulates: bool = False,
     linear: bool = False,
 ) -> Primitive:
     """A primitive that reduces its operand over `axis` (every axis when None), keeping the
-    reduced axes with size 1 when `keepdims`; batched by reducing one axis further on.
-    `nonempty`: whether reducing a zero-size axis is an error (it has no maximum)."""
+    reduced axes with size 1 when `keepdims`, as users call it: numpy's (x, axis=None,
+    keepdims=False). Batched by reducing one axis further on. `nonempty`: whether reducing a
+    zero-size axis is an error (it has no maximum)."""
 
     def batch(args, batched, *, axis, keepdims):
         return prim.bind(args[0], axis=tuple(a + 1 for a in axis), keepdims=keepdims)
@@ -186,6 +191,8 @@ def reduction_primitive(
         batch=batch,
         prepare=_prepare_reduction(floating, accumulates),
         linear=linear,
+        doc=doc,
+        user=language.over_axes,
     )
     return prim
 
@@ -197,4 +204,5 @@ sum = reduction_primitive(  # noqa: A001 - numpy's name
     nonempty=False,
     accumulates=True,
     linear=True,
+    doc="sum over axis (all axes by default)",
 )

@@ -3,18 +3,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from engine import language
 from engine.errors import BAD_PARAM, DTYPE, SHAPE, EngineError
 from engine.ir import Atom, ShapedArray, describe, unrepresentable
 from engine.primitive import Primitive, register
 
 
-def primitive(name: str, **rules: Any) -> Primitive:
+def primitive(name: str, *, doc: str | None = None, user: Callable | None = None, **rules: Any) -> Primitive:
     """Define and register a primitive, every rule given here (see `Primitive`); the returned
-    object is also the op that rules and front-ends call."""
-    return register(Primitive(name, **rules))
+    object is also the op that rules and front-ends call. With `doc`, users may call it too:
+    `user(primitive)` is its front door, a function with numpy's signature (`language.unary`,
+    `binary`, `over_axes`), and it is differentiable unless every rule is None."""
+    prim = register(Primitive(name, **rules))
+    if doc is not None:
+        language.declare(doc, name=name, differentiable=prim.differentiable)(user(prim))
+    return prim
 
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:

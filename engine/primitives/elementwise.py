@@ -9,6 +9,7 @@ derivative, and power's exponent partial is 0 where the base is 0.
 
 from __future__ import annotations
 
+from engine import language
 from engine.errors import BAD_PARAM, EngineError
 from engine.ir import Literal, ShapedArray, literal
 from engine.primitives.broadcasting import broadcast_to, broadcasting
@@ -47,35 +48,37 @@ def _prepare_numeric(args, params):
     return ([cast(a, "int64") for a in atoms] if atoms[0].aval.dtype == "bool" else atoms), params
 
 
-def elementwise(name, impl, *partials, floating=False, shape=_elementwise_shape):
-    """An elementwise primitive; `partials[i](out, *args)` is d out / d args[i] (None: constant)."""
+def elementwise(name, impl, *partials, floating=False, shape=_elementwise_shape, doc=None):
+    """An elementwise primitive; `partials[i](out, *args)` is d out / d args[i] (None: constant).
+    With `doc`, users call it as numpy's f(x) or f(a, b)."""
     jvp, vjp = _rules_from_partials(partials)
     if shape is _comparison_shape:
         prepare = promoted
     else:
         prepare = promoted_to_float if floating else _prepare_numeric
-    return broadcasting(name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, prepare=prepare)
+    user = language.unary if len(partials) == 1 else language.binary
+    return broadcasting(name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, prepare=prepare, doc=doc, user=user)
 
 
-def _floating(name, impl, partial):
-    return elementwise(name, impl, partial, floating=True)
+def _floating(name, impl, partial, doc):
+    return elementwise(name, impl, partial, floating=True, doc=doc)
 
 
 # Unary float functions, with their derivatives in terms of the output where that is cheaper.
-exp = _floating("exp", lambda xp, x: xp.exp(x), lambda out, x: out)
-log = _floating("log", lambda xp, x: xp.log(x), lambda out, x: 1.0 / x)
-log1p = _floating("log1p", lambda xp, x: xp.log1p(x), lambda out, x: 1.0 / (1.0 + x))
-expm1 = _floating("expm1", lambda xp, x: xp.expm1(x), lambda out, x: out + 1.0)
-sqrt = _floating("sqrt", lambda xp, x: xp.sqrt(x), lambda out, x: 0.5 / out)
-sin = _floating("sin", lambda xp, x: xp.sin(x), lambda out, x: cos(x))
-cos = _floating("cos", lambda xp, x: xp.cos(x), lambda out, x: -sin(x))
-tan = _floating("tan", lambda xp, x: xp.tan(x), lambda out, x: 1.0 + out * out)
-arcsin = _floating("arcsin", lambda xp, x: xp.asin(x), lambda out, x: 1.0 / sqrt(1.0 - x * x))
-arccos = _floating("arccos", lambda xp, x: xp.acos(x), lambda out, x: -1.0 / sqrt(1.0 - x * x))
-arctan = _floating("arctan", lambda xp, x: xp.atan(x), lambda out, x: 1.0 / (1.0 + x * x))
-sinh = _floating("sinh", lambda xp, x: xp.sinh(x), lambda out, x: cosh(x))
-cosh = _floating("cosh", lambda xp, x: xp.cosh(x), lambda out, x: sinh(x))
-tanh = _floating("tanh", lambda xp, x: xp.tanh(x), lambda out, x: 1.0 - out * out)
+exp = _floating("exp", lambda xp, x: xp.exp(x), lambda out, x: out, doc="e ** x")
+log = _floating("log", lambda xp, x: xp.log(x), lambda out, x: 1.0 / x, doc="natural logarithm")
+log1p = _floating("log1p", lambda xp, x: xp.log1p(x), lambda out, x: 1.0 / (1.0 + x), doc="log(1 + x), accurate near 0")
+expm1 = _floating("expm1", lambda xp, x: xp.expm1(x), lambda out, x: out + 1.0, doc="exp(x) - 1, accurate near 0")
+sqrt = _floating("sqrt", lambda xp, x: xp.sqrt(x), lambda out, x: 0.5 / out, doc="square root")
+sin = _floating("sin", lambda xp, x: xp.sin(x), lambda out, x: cos(x), doc="sine")
+cos = _floating("cos", lambda xp, x: xp.cos(x), lambda out, x: -sin(x), doc="cosine")
+tan = _floating("tan", lambda xp, x: xp.tan(x), lambda out, x: 1.0 + out * out, doc="tangent")
+arcsin = _floating("arcsin", lambda xp, x: xp.asin(x), lambda out, x: 1.0 / sqrt(1.0 - x * x), doc="inverse sine")
+arccos = _floating("arccos", lambda xp, x: xp.acos(x), lambda out, x: -1.0 / sqrt(1.0 - x * x), doc="inverse cosine")
+arctan = _floating("arctan", lambda xp, x: xp.atan(x), lambda out, x: 1.0 / (1.0 + x * x), doc="inverse tangent")
+sinh = _floating("sinh", lambda xp, x: xp.sinh(x), lambda out, x: cosh(x), doc="hyperbolic sine")
+cosh = _floating("cosh", lambda xp, x: xp.cosh(x), lambda out, x: sinh(x), doc="hyperbolic cosine")
+tanh = _floating("tanh", lambda xp, x: xp.tanh(x), lambda out, x: 1.0 - out * out, doc="hyperbolic tangent")
 
 
 def _sigmoid_impl(xp, x):
@@ -84,24 +87,43 @@ def _sigmoid_impl(xp, x):
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-sigmoid = _floating("sigmoid", _sigmoid_impl, lambda out, x: out * (1.0 - out))
+sigmoid = _floating(
+    "sigmoid", _sigmoid_impl, lambda out, x: out * (1.0 - out), doc="1 / (1 + exp(-x)), stable for large |x|"
+)
 # log(1 + e^x) as logaddexp(x, 0): exact for large |x| where the naive form overflows.
-softplus = _floating("softplus", lambda xp, x: xp.logaddexp(x, xp.zeros_like(x)), lambda out, x: sigmoid(x))
+softplus = _floating(
+    "softplus",
+    lambda xp, x: xp.logaddexp(x, xp.zeros_like(x)),
+    lambda out, x: sigmoid(x),
+    doc="log(1 + exp(x)), stable for large |x|",
+)
 
-negative = elementwise("negative", lambda xp, x: -x, lambda out, x: -1)
-abs = elementwise("abs", lambda xp, x: xp.abs(x), lambda out, x: sign(x))  # noqa: A001 - numpy's name
-sign = elementwise("sign", lambda xp, x: xp.sign(x), None)
-floor = elementwise("floor", lambda xp, x: xp.floor(x), None)
-ceil = elementwise("ceil", lambda xp, x: xp.ceil(x), None)
+negative = elementwise("negative", lambda xp, x: -x, lambda out, x: -1, doc="-x")
+abs = elementwise("abs", lambda xp, x: xp.abs(x), lambda out, x: sign(x), doc="|x|; abs'(0) = 0 as in PyTorch")  # noqa: A001 - numpy's name
+sign = elementwise("sign", lambda xp, x: xp.sign(x), None, doc="-1, 0 or 1 (zero derivative)")
+floor = elementwise("floor", lambda xp, x: xp.floor(x), None, doc="round down (zero derivative)")
+ceil = elementwise("ceil", lambda xp, x: xp.ceil(x), None, doc="round up (zero derivative)")
 # numpy and PyTorch both round half to even.
-round = elementwise("round", lambda xp, x: xp.round(x), None)  # noqa: A001 - numpy's name
-stop_gradient = elementwise("stop_gradient", lambda xp, x: x, None)
+round = elementwise("round", lambda xp, x: xp.round(x), None, doc="round half to even (zero derivative)")  # noqa: A001 - numpy's name
+stop_gradient = elementwise(
+    "stop_gradient", lambda xp, x: x, None, doc="the value, treated as a constant when differentiating"
+)
+language.alias("detach", "stop_gradient", "alias of stop_gradient, as in PyTorch")
 
-add = elementwise("add", lambda xp, a, b: a + b, lambda out, a, b: 1, lambda out, a, b: 1)
-subtract = elementwise("subtract", lambda xp, a, b: a - b, lambda out, a, b: 1, lambda out, a, b: -1)
-multiply = elementwise("multiply", lambda xp, a, b: a * b, lambda out, a, b: b, lambda out, a, b: a)
+add = elementwise("add", lambda xp, a, b: a + b, lambda out, a, b: 1, lambda out, a, b: 1, doc="a + b, broadcasting")
+subtract = elementwise(
+    "subtract", lambda xp, a, b: a - b, lambda out, a, b: 1, lambda out, a, b: -1, doc="a - b, broadcasting"
+)
+multiply = elementwise(
+    "multiply", lambda xp, a, b: a * b, lambda out, a, b: b, lambda out, a, b: a, doc="a * b, broadcasting"
+)
 divide = elementwise(
-    "divide", lambda xp, a, b: a / b, lambda out, a, b: 1.0 / b, lambda out, a, b: -out / b, floating=True
+    "divide",
+    lambda xp, a, b: a / b,
+    lambda out, a, b: 1.0 / b,
+    lambda out, a, b: -out / b,
+    floating=True,
+    doc="a / b, broadcasting",
 )
 
 
@@ -125,6 +147,7 @@ def _integer_value(x):
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+@language.declare("a ** b; d/db is 0 where a is 0, as in PyTorch")
 def power(a, b):
     """a ** b; the exponents 1 and 2 need no pow call (numpy's own `**` does the same), and
     an integer constant to a non-negative integer power stays an integer, as in Python."""
@@ -152,20 +175,49 @@ maximum = elementwise(
     lambda xp, a, b: xp.maximum(a, b),
     _tie_split(lambda a, b: greater(a, b)),
     _tie_split(lambda a, b: greater(b, a)),
+    doc="elementwise maximum; ties split the gradient in half",
 )
 minimum = elementwise(
     "minimum",
     lambda xp, a, b: xp.minimum(a, b),
     _tie_split(lambda a, b: less(a, b)),
     _tie_split(lambda a, b: less(b, a)),
+    doc="elementwise minimum; ties split the gradient in half",
 )
 
-greater = elementwise("greater", lambda xp, a, b: a > b, None, None, shape=_comparison_shape)
-greater_equal = elementwise("greater_equal", lambda xp, a, b: a >= b, None, None, shape=_comparison_shape)
-less = elementwise("less", lambda xp, a, b: a < b, None, None, shape=_comparison_shape)
-less_equal = elementwise("less_equal", lambda xp, a, b: a <= b, None, None, shape=_comparison_shape)
-equal = elementwise("equal", lambda xp, a, b: a == b, None, None, shape=_comparison_shape)
-not_equal = elementwise("not_equal", lambda xp, a, b: a != b, None, None, shape=_comparison_shape)
+greater = elementwise(
+    "greater", lambda xp, a, b: a > b, None, None, shape=_comparison_shape, doc="a > b (boolean, not differentiable)"
+)
+greater_equal = elementwise(
+    "greater_equal",
+    lambda xp, a, b: a >= b,
+    None,
+    None,
+    shape=_comparison_shape,
+    doc="a >= b (boolean, not differentiable)",
+)
+less = elementwise(
+    "less", lambda xp, a, b: a < b, None, None, shape=_comparison_shape, doc="a < b (boolean, not differentiable)"
+)
+less_equal = elementwise(
+    "less_equal",
+    lambda xp, a, b: a <= b,
+    None,
+    None,
+    shape=_comparison_shape,
+    doc="a <= b (boolean, not differentiable)",
+)
+equal = elementwise(
+    "equal", lambda xp, a, b: a == b, None, None, shape=_comparison_shape, doc="a == b (boolean, not differentiable)"
+)
+not_equal = elementwise(
+    "not_equal",
+    lambda xp, a, b: a != b,
+    None,
+    None,
+    shape=_comparison_shape,
+    doc="a != b (boolean, not differentiable)",
+)
 
 
 def _where_shape(cond: ShapedArray, x: ShapedArray, y: ShapedArray) -> ShapedArray:
@@ -196,11 +248,26 @@ _where = broadcasting(
 )
 
 
-def where(cond, x, y):
+@language.declare("x where condition holds, else y")
+def where(condition, x, y):
     """numpy's where; a literal condition picks its branch when the rules are written."""
-    if isinstance(cond, bool) or isinstance(cond, Literal):
-        chosen, other = (x, y) if (cond.value if isinstance(cond, Literal) else cond) else (y, x)
+    if isinstance(condition, bool) or isinstance(condition, Literal):
+        chosen, other = (x, y) if (condition.value if isinstance(condition, Literal) else condition) else (y, x)
         x_atom, y_atom = promote([chosen, other])
         shape = broadcast_shapes(x_atom.aval.shape, y_atom.aval.shape)
         return x_atom if x_atom.aval.shape == shape else broadcast_to(x_atom, shape=shape)
-    return _where(cond, x, y)
+    return _where(condition, x, y)
+
+
+@language.declare("max(x, 0); relu'(0) = 0 as in PyTorch")
+def relu(x):
+    # A select rather than maximum(x, 0): maximum would split the gradient at 0, while
+    # PyTorch defines relu'(0) = 0.
+    (x,) = promote([x])
+    return where(greater(x, 0), x, 0)
+
+
+@language.declare("x * x")
+def square(x):
+    (x,) = promote([x])
+    return x * x

@@ -5,13 +5,14 @@ vector operands to matrices to share one batching rule."""
 
 from __future__ import annotations
 
+from engine import language
 from engine.errors import SHAPE, EngineError
 from engine.ir import ShapedArray
 from engine.primitive import Primitive
 from engine.primitives import elementwise as ew
 from engine.primitives.broadcasting import broadcasting, lift_batch_axis, reshape, sum, unbroadcast
 from engine.primitives.common import broadcast_shapes, logical_ndim, primitive, same_dtype
-from engine.primitives.dtypes import promoted, promoted_to_float
+from engine.primitives.dtypes import promote, promoted, promoted_to_float
 from engine.primitives.shape import expand_dims, eye, swap_last_axes
 
 
@@ -95,6 +96,8 @@ matmul = primitive(
     vjp=_matmul_cotangent,
     batch=_matmul_batch,
     prepare=promoted,
+    doc="matrix product (a @ b), numpy's rules for 1-D operands",
+    user=language.binary,
 )
 
 
@@ -130,6 +133,8 @@ inv = _on_matrix_stacks(
     shape=_square_shape,
     jvp=[lambda t, out, a: -matmul(matmul(out, t), out)],
     vjp=[lambda g, out, a: -matmul(matmul(swap_last_axes(out), g), swap_last_axes(out))],
+    doc="matrix inverse",
+    user=language.unary,
 )
 
 
@@ -248,6 +253,8 @@ det = _on_matrix_stacks(
     shape=lambda a: _square_shape(a, drop=2),
     jvp=[lambda t, out, a: _trace_of_product(_cofactors(a), t)],
     vjp=[lambda g, out, a: _per_matrix(g) * _cofactors(a)],
+    doc="determinant",
+    user=language.unary,
 )
 
 
@@ -273,6 +280,8 @@ logdet = _on_matrix_stacks(
     shape=lambda a: _square_shape(a, drop=2),
     jvp=[lambda t, out, a: _unless_negative(a, _trace_of_product(_inverse_transposed(a), t))],
     vjp=[lambda g, out, a: _per_matrix(_unless_negative(a, g)) * _inverse_transposed(a)],
+    doc="log of the determinant (nan when it is negative, as torch.logdet)",
+    user=language.unary,
 )
 
 
@@ -339,4 +348,32 @@ solve = primitive(
     ],
     batch=_solve_batch,
     prepare=promoted_to_float,
+    doc="x such that a @ x = b",
+    user=language.binary,
 )
+
+
+@language.declare("numpy's dot for scalars, vectors and matrices")
+def dot(a, b):
+    """numpy's dot for the cases where it means one thing: scalars, vectors, matrices."""
+    a, b = promote([a, b])
+    if a.aval.ndim == 0 or b.aval.ndim == 0:
+        return a * b
+    if b.aval.ndim > 2:
+        raise EngineError(SHAPE, "dot of arrays with more than two dimensions is ambiguous; use matmul")
+    return matmul(a, b)
+
+
+@language.declare("outer product of two vectors")
+def outer(a, b):
+    a, b = promote([a, b])
+    return reshape(a, shape=(a.aval.size, 1)) * reshape(b, shape=(1, b.aval.size))
+
+
+@language.declare("sum of the diagonal of a matrix")
+def trace(x):
+    (x,) = promote([x])
+    if x.aval.ndim != 2:
+        raise EngineError(SHAPE, f"trace needs a matrix, got shape {list(x.aval.shape)}")
+    rows, columns = x.aval.shape
+    return sum(x * eye(rows=rows, columns=columns, dtype=x.aval.dtype))

@@ -9,13 +9,14 @@ derivative at the zero vector is 0, as in torch.linalg.vector_norm.
 
 from __future__ import annotations
 
+from engine.language import declare
 from engine.primitives import elementwise as ew
 from engine.primitives.broadcasting import expand_reduced, reduction_primitive, reshape, sum
 from engine.primitives.common import normalize_axis, reduced_shape
 from engine.primitives.dtypes import convert, promote
 
 
-def reduction(name, impl, partial, *, floating=False, accumulates=False):
+def reduction(name, impl, partial, *, doc, floating=False, accumulates=False):
     """A reduction whose derivative is `partial(out, x, axis, keepdims)`, shaped like x."""
 
     def jvp(t, out, x, *, axis, keepdims):
@@ -25,7 +26,7 @@ def reduction(name, impl, partial, *, floating=False, accumulates=False):
         return expand_reduced(g, x.aval.shape, axis, keepdims) * partial(out, x, axis, keepdims)
 
     return reduction_primitive(
-        name, impl, jvp=[jvp], vjp=[vjp], nonempty=True, floating=floating, accumulates=accumulates
+        name, impl, jvp=[jvp], vjp=[vjp], nonempty=True, doc=doc, floating=floating, accumulates=accumulates
     )
 
 
@@ -34,8 +35,18 @@ def _extremum_partial(out, x, axis, keepdims):
     return ties / sum(ties, axis=axis, keepdims=True)
 
 
-max = reduction("max", lambda xp, x, *, axis, keepdims: xp.max(x, axis=axis, keepdims=keepdims), _extremum_partial)  # noqa: A001
-min = reduction("min", lambda xp, x, *, axis, keepdims: xp.min(x, axis=axis, keepdims=keepdims), _extremum_partial)  # noqa: A001
+max = reduction(  # noqa: A001 - numpy's name
+    "max",
+    lambda xp, x, *, axis, keepdims: xp.max(x, axis=axis, keepdims=keepdims),
+    _extremum_partial,
+    doc="maximum over axis; ties share the gradient evenly",
+)
+min = reduction(  # noqa: A001 - numpy's name
+    "min",
+    lambda xp, x, *, axis, keepdims: xp.min(x, axis=axis, keepdims=keepdims),
+    _extremum_partial,
+    doc="minimum over axis; ties share the gradient evenly",
+)
 
 
 def _prod_partial(out, x, axis, keepdims):
@@ -59,6 +70,7 @@ prod = reduction(
     "prod",
     lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims, dtype=x.dtype),
     _prod_partial,
+    doc="product over axis; exact derivative with zeros",
     accumulates=True,
 )
 
@@ -73,10 +85,12 @@ norm = reduction(
     "norm",
     lambda xp, x, *, axis, keepdims: xp.linalg.vector_norm(x, axis=axis, keepdims=keepdims),
     _norm_partial,
+    doc="Euclidean (Frobenius) norm over axis; derivative 0 at 0",
     floating=True,
 )
 
 
+@declare("mean over axis (all axes by default)")
 def mean(x, axis=None, keepdims=False):
     (x,) = promote([x], floating=True)
     axes = normalize_axis(axis, x.aval.ndim)
@@ -86,6 +100,7 @@ def mean(x, axis=None, keepdims=False):
     return sum(x, axis=axes, keepdims=keepdims) / float(count)
 
 
+@declare("log(sum(exp(x))) over axis, stable for large x")
 def logsumexp(x, axis=None, keepdims=False):
     # Shift by the maximum so exp never overflows; the shift is a constant for
     # differentiation (its derivative cancels exactly), leaving softmax as the gradient.
@@ -96,6 +111,7 @@ def logsumexp(x, axis=None, keepdims=False):
     return result if keepdims else reshape(result, shape=reduced_shape(x.aval.shape, axes, False))
 
 
+@declare("exp(x) / sum(exp(x)) along axis (default: the last)")
 def softmax(x, axis=-1):
     (x,) = promote([x], floating=True)
     return ew.exp(x - logsumexp(x, axis=axis, keepdims=True))

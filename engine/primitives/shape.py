@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine import language
 from engine.errors import BAD_PARAM, SHAPE, EngineError
 from engine.ir import DEFAULT_FLOAT, ShapedArray, describe
 from engine.primitives.broadcasting import materialize_batch, reshape
@@ -39,6 +40,8 @@ transpose = primitive(
     prepare=_prepare_transpose,
     is_identity=lambda x, axes: axes == tuple(range(len(axes))),
     linear=True,
+    doc="reverse (or permute by axes) the axes",
+    user=lambda op: lambda x, axes=None: op(x, axes=axes),
 )
 
 
@@ -95,6 +98,8 @@ concatenate = primitive(
     batch=_concatenate_batch,
     prepare=_prepare_concatenate,
     linear=True,
+    doc="join a list of arrays along an existing axis",
+    user=lambda op: lambda arrays, axis=0: op(*language.listed("concatenate", arrays), axis=axis),
 )
 
 
@@ -236,7 +241,9 @@ def expand_dims(x, axis: int):
     return reshape(x, shape=tuple(shape))
 
 
-def stack(arrays, axis: int = 0):
+@language.declare("join a list of arrays along a new axis")
+def stack(arrays, axis=0):
+    arrays = language.listed("stack", arrays)
     if not arrays:
         raise EngineError(BAD_PARAM, "stack needs at least one array")
     atoms = promote(arrays)

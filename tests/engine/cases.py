@@ -179,7 +179,7 @@ CASES: list[Case] = [
     Case("reshape", lambda x: ops.reshape(x, shape=(3, -1)), lambda x: x.reshape(3, -1), ((2, 3),)),
     Case(
         "concatenate",
-        lambda a, b: ops.concatenate(a, b, axis=1),
+        lambda a, b: ops.concatenate([a, b], axis=1),
         lambda a, b: torch.cat([a, b], 1),
         ((2, 3), (2, 1)),
     ),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import api
+from engine import api, language
 from engine.errors import ARITY, BAD_PARAM, SHAPE, SYNTAX, UNKNOWN_NAME, UNKNOWN_OP, EngineError
 from engine.frontends import Limits, build, from_expression
 from engine.ir import Literal, ShapedArray
@@ -135,6 +135,22 @@ def test_expression_matches_pytorch(source, reference, gradients, torch_gradient
     np.testing.assert_allclose(value, expected_value)
     np.testing.assert_allclose(grad["x"], expected["x"], atol=1e-12)
     np.testing.assert_allclose(grad["X"], expected["X"], atol=1e-12)
+
+
+def test_only_ops_whose_rules_are_all_none_are_not_differentiable():
+    constant_valued = {name for name, function in language.FUNCTIONS.items() if not function.differentiable}
+    comparisons = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
+    assert constant_valued == {"sign", "floor", "ceil", "round", "stop_gradient", "detach"} | comparisons
+
+
+def test_functions_have_numpy_signatures():
+    signatures = {name: str(language.FUNCTIONS[name].signature) for name in ("sum", "reshape", "where", "stack")}
+    assert signatures == {
+        "sum": "(x, axis=None, keepdims=False)",
+        "reshape": "(x, shape)",
+        "where": "(condition, x, y)",
+        "stack": "(arrays, axis=0)",
+    }
 
 
 def test_lists_and_tuples_are_arguments():

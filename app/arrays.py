@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.ir import ShapedArray, unrepresentable
+from engine.ir import DTYPES, ShapedArray, unrepresentable
 
-DTYPES = ("float64", "float32", "int64", "int32", "bool")
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _WIRE = {name: np.dtype(name).newbyteorder("<") for name in DTYPES}
 _ALLOWED_ELEMENTS = {float, int, str}

@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException
 from app import request_id
 from app.bodies import is_json
 from app.errors import ServiceError
-from engine.errors import TOO_LARGE, EngineError
+from engine.errors import TOO_LARGE, EngineError, pointer
 
 TYPE_BASE = "https://gradserve.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -104,8 +104,7 @@ def engine_problem(error: EngineError) -> Response:
 
 def json_pointer(loc: tuple[Any, ...]) -> str:
     """A pydantic error location, ("body", "inputs", "x"), as a JSON pointer: /inputs/x."""
-    parts = loc[1:] if loc and loc[0] == "body" else loc
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return pointer(*(loc[1:] if loc and loc[0] == "body" else loc))
 
 
 def _validation_problem(request: Request, error: RequestValidationError) -> Response:

@@ -22,10 +22,12 @@ from engine.errors import BAD_PARAM, EngineError
 if TYPE_CHECKING:
     from engine.primitive import Primitive
 
-FLOAT_DTYPES = ("float32", "float64")
-INT_DTYPES = ("int32", "int64")
+# The dtypes of every array the engine and the service handle, the default first.
+FLOAT_DTYPES = ("float64", "float32")
+INT_DTYPES = ("int64", "int32")
 DTYPES = (*FLOAT_DTYPES, *INT_DTYPES, "bool")
 DEFAULT_FLOAT = "float64"
+# The integers an int64 holds: a Python int constant outside it cannot be one.
 INT64_RANGE = range(-(2**63), 2**63)
 
 

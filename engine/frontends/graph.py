@@ -21,8 +21,7 @@ from typing import Any
 from engine import language
 from engine.errors import BAD_INPUT, BAD_PARAM, GRAPH, LIMIT, UNKNOWN_OP, EngineError, pointer_token
 from engine.frontends.inputs import input_pointer
-from engine.frontends.syntax import INT64_RANGE
-from engine.ir import Function, Origin, ShapedArray, Var
+from engine.ir import INT64_RANGE, Function, Origin, ShapedArray, Var
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.tracing import Builder, building
 

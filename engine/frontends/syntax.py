@@ -13,6 +13,7 @@ import ast
 from engine import language
 from engine.errors import SYNTAX, UNKNOWN_NAME, UNKNOWN_OP, EngineError
 from engine.frontends.source import Source
+from engine.ir import INT64_RANGE
 
 BINARY_OPERATORS = {
     ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide", ast.Pow: "power",
@@ -28,7 +29,6 @@ SYMBOLS = {
     ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in",
     ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Invert: "~",
 }  # fmt: skip
-INT64_RANGE = range(-(2**63), 2**63)
 TRANSPOSE_ATTRIBUTE = "T"
 
 _CONDITIONS = (ast.BoolOp, ast.IfExp)

@@ -99,12 +99,16 @@ softplus = _floating(
 )
 
 negative = elementwise("negative", lambda xp, x: -x, lambda out, x: -1, doc="-x")
-abs = elementwise("abs", lambda xp, x: xp.abs(x), lambda out, x: sign(x), doc="|x|; abs'(0) = 0 as in PyTorch")  # noqa: A001 - numpy's name
+abs = elementwise(  # noqa: A001 - numpy's name
+    "abs", lambda xp, x: xp.abs(x), lambda out, x: sign(x), doc="|x|; abs'(0) = 0 as in PyTorch"
+)
 sign = elementwise("sign", lambda xp, x: xp.sign(x), None, doc="-1, 0 or 1 (zero derivative)")
 floor = elementwise("floor", lambda xp, x: xp.floor(x), None, doc="round down (zero derivative)")
 ceil = elementwise("ceil", lambda xp, x: xp.ceil(x), None, doc="round up (zero derivative)")
 # numpy and PyTorch both round half to even.
-round = elementwise("round", lambda xp, x: xp.round(x), None, doc="round half to even (zero derivative)")  # noqa: A001 - numpy's name
+round = elementwise(  # noqa: A001 - numpy's name
+    "round", lambda xp, x: xp.round(x), None, doc="round half to even (zero derivative)"
+)
 stop_gradient = elementwise(
     "stop_gradient", lambda xp, x: x, None, doc="the value, treated as a constant when differentiating"
 )
@@ -166,58 +170,39 @@ def power(a, b):
     return _power(a, b)
 
 
-def _tie_split(wins):
-    return lambda out, a, b: where(wins(a, b), 1.0, where(equal(a, b), 0.5, 0.0))
+def _extremum(name, impl, wins, doc):
+    """maximum or minimum: where `wins(a, b)` a is the result; ties split the gradient in half."""
+
+    def partial(wins):
+        return lambda out, a, b: where(wins(a, b), 1.0, where(equal(a, b), 0.5, 0.0))
+
+    return elementwise(name, impl, partial(wins), partial(lambda a, b: wins(b, a)), doc=doc)
 
 
-maximum = elementwise(
+maximum = _extremum(
     "maximum",
     lambda xp, a, b: xp.maximum(a, b),
-    _tie_split(lambda a, b: greater(a, b)),
-    _tie_split(lambda a, b: greater(b, a)),
-    doc="elementwise maximum; ties split the gradient in half",
+    lambda a, b: greater(a, b),
+    "elementwise maximum; ties split the gradient in half",
 )
-minimum = elementwise(
+minimum = _extremum(
     "minimum",
     lambda xp, a, b: xp.minimum(a, b),
-    _tie_split(lambda a, b: less(a, b)),
-    _tie_split(lambda a, b: less(b, a)),
-    doc="elementwise minimum; ties split the gradient in half",
+    lambda a, b: less(a, b),
+    "elementwise minimum; ties split the gradient in half",
 )
 
-greater = elementwise(
-    "greater", lambda xp, a, b: a > b, None, None, shape=_comparison_shape, doc="a > b (boolean, not differentiable)"
-)
-greater_equal = elementwise(
-    "greater_equal",
-    lambda xp, a, b: a >= b,
-    None,
-    None,
-    shape=_comparison_shape,
-    doc="a >= b (boolean, not differentiable)",
-)
-less = elementwise(
-    "less", lambda xp, a, b: a < b, None, None, shape=_comparison_shape, doc="a < b (boolean, not differentiable)"
-)
-less_equal = elementwise(
-    "less_equal",
-    lambda xp, a, b: a <= b,
-    None,
-    None,
-    shape=_comparison_shape,
-    doc="a <= b (boolean, not differentiable)",
-)
-equal = elementwise(
-    "equal", lambda xp, a, b: a == b, None, None, shape=_comparison_shape, doc="a == b (boolean, not differentiable)"
-)
-not_equal = elementwise(
-    "not_equal",
-    lambda xp, a, b: a != b,
-    None,
-    None,
-    shape=_comparison_shape,
-    doc="a != b (boolean, not differentiable)",
-)
+
+def _comparison(name, impl, doc):
+    return elementwise(name, impl, None, None, shape=_comparison_shape, doc=doc)
+
+
+greater = _comparison("greater", lambda xp, a, b: a > b, "a > b (boolean, not differentiable)")
+greater_equal = _comparison("greater_equal", lambda xp, a, b: a >= b, "a >= b (boolean, not differentiable)")
+less = _comparison("less", lambda xp, a, b: a < b, "a < b (boolean, not differentiable)")
+less_equal = _comparison("less_equal", lambda xp, a, b: a <= b, "a <= b (boolean, not differentiable)")
+equal = _comparison("equal", lambda xp, a, b: a == b, "a == b (boolean, not differentiable)")
+not_equal = _comparison("not_equal", lambda xp, a, b: a != b, "a != b (boolean, not differentiable)")
 
 
 def _where_shape(cond: ShapedArray, x: ShapedArray, y: ShapedArray) -> ShapedArray:

@@ -9,7 +9,7 @@ derivative at the zero vector is 0, as in torch.linalg.vector_norm.
 
 from __future__ import annotations
 
-from engine.language import declare
+from engine import language
 from engine.primitives import elementwise as ew
 from engine.primitives.broadcasting import expand_reduced, reduction_primitive, reshape, sum
 from engine.primitives.common import normalize_axis, reduced_shape
@@ -90,7 +90,7 @@ norm = reduction(
 )
 
 
-@declare("mean over axis (all axes by default)")
+@language.declare("mean over axis (all axes by default)")
 def mean(x, axis=None, keepdims=False):
     (x,) = promote([x], floating=True)
     axes = normalize_axis(axis, x.aval.ndim)
@@ -100,7 +100,7 @@ def mean(x, axis=None, keepdims=False):
     return sum(x, axis=axes, keepdims=keepdims) / float(count)
 
 
-@declare("log(sum(exp(x))) over axis, stable for large x")
+@language.declare("log(sum(exp(x))) over axis, stable for large x")
 def logsumexp(x, axis=None, keepdims=False):
     # Shift by the maximum so exp never overflows; the shift is a constant for
     # differentiation (its derivative cancels exactly), leaving softmax as the gradient.
@@ -111,7 +111,7 @@ def logsumexp(x, axis=None, keepdims=False):
     return result if keepdims else reshape(result, shape=reduced_shape(x.aval.shape, axes, False))
 
 
-@declare("exp(x) / sum(exp(x)) along axis (default: the last)")
+@language.declare("exp(x) / sum(exp(x)) along axis (default: the last)")
 def softmax(x, axis=-1):
     (x,) = promote([x], floating=True)
     return ew.exp(x - logsumexp(x, axis=axis, keepdims=True))

@@ -1,6 +1,7 @@
 """Recording functions: a `Builder` collects the equations that the ops called while it is
 current append, inferring each output's shape and dtype as it goes; `trace` builds a
-Function from a Python callable, `inline` replays one into the current builder."""
+Function from a Python callable (JAX's sense of tracing), `inline` replays one into the
+current builder. `engine.trace`, by contrast, reports a built function's values and adjoints."""
 
 from __future__ import annotations
 

@@ -6,8 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.ir import Atom, as_atom
+from engine.ir import Atom, ShapedArray, as_atom
 from engine.tracing import current_builder
+
+
+class _Dense:
+    """The sparsity of an input every output element may depend on, all of it."""
+
+    def __repr__(self) -> str:
+        return "DENSE"
+
+
+DENSE = _Dense()
 
 
 class Primitive:
@@ -22,6 +32,12 @@ class Primitive:
     as a function of the input position instead. batch(inputs, batched, **params)
     computes the primitive on inputs whose flagged members carry a leading batch axis,
     returning an output batched on axis 0 (None for a primitive without inputs).
+
+    sparsity(out, *inputs, **params), on ShapedArrays, gives for each input which of its
+    elements each output element may depend on: a boolean scipy.sparse matrix of shape
+    (out.size, input.size) over the flattened (C order) arrays, or DENSE. A primitive without
+    the rule is DENSE in every input, which is always sound; an input of zero derivative
+    (a comparison's, sign's) depends on nothing: an empty matrix.
 
     Called on Vars and numbers, a primitive records itself in the current builder, after
     prepare(args, params) has promoted dtypes and normalised parameters; when
@@ -41,6 +57,7 @@ class Primitive:
         prepare: Callable | None = None,
         is_identity: Callable | None = None,
         linear: bool = False,
+        sparsity: Callable | None = None,
     ):
         self.name = name
         self.impl = impl
@@ -51,6 +68,7 @@ class Primitive:
         self.prepare = prepare
         self.is_identity = is_identity
         self.linear = linear
+        self.sparsity = sparsity
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -72,6 +90,12 @@ class Primitive:
         if callable(self.vjp):
             return self.vjp(position)
         return self.vjp[position] if position < len(self.vjp) else None
+
+    def dependencies(self, out: ShapedArray, inputs: Sequence[ShapedArray], params: dict[str, Any]) -> list:
+        """Per input, its sparsity pattern (see the class) or DENSE."""
+        if self.sparsity is None:
+            return [DENSE] * len(inputs)
+        return list(self.sparsity(out, *inputs, **params))
 
     def __call__(self, *args: Any, **params: Any) -> Atom:
         if self.prepare is not None:

@@ -19,6 +19,7 @@ from engine.ir import Atom, Literal, ShapedArray, describe
 from engine.primitive import Primitive
 from engine.primitives.common import (
     as_shape,
+    broadcast_dependency,
     broadcast_shapes,
     logical_ndim,
     normalize_axis,
@@ -56,6 +57,7 @@ reshape = primitive(
     prepare=_prepare_reshape,
     is_identity=lambda x, shape: x.aval.shape == shape,
     linear=True,
+    moves_elements=True,
     doc="the same elements in a new shape (one size may be -1)",
     user=lambda op: lambda x, shape: op(x, shape=shape),
 )
@@ -104,6 +106,7 @@ broadcast_to = primitive(
     prepare=lambda args, params: (promote(args), {"shape": as_shape(params["shape"])}),
     is_identity=lambda x, shape: x.aval.shape == shape,
     linear=True,
+    moves_elements=True,
 )
 
 
@@ -153,6 +156,13 @@ def _prepare_reduction(floating: bool, accumulates: bool):
     return prepare
 
 
+def _reduction_dependencies(out: ShapedArray, x: ShapedArray, *, axis, keepdims) -> list:
+    """Each output element depends on the elements reduced into it: the transpose of
+    broadcasting the output (its reduced axes kept) back over x."""
+    kept = ShapedArray(reduced_shape(x.shape, axis, True), x.dtype)
+    return [broadcast_dependency(kept, x.shape).T.tocsr()]
+
+
 def _reduction_shape(nonempty: bool):
     def rule(x: ShapedArray, *, axis, keepdims) -> ShapedArray:
         if nonempty and any(x.shape[a] == 0 for a in axis):
@@ -191,6 +201,7 @@ def reduction_primitive(
         batch=batch,
         prepare=_prepare_reduction(floating, accumulates),
         linear=linear,
+        sparsity=_reduction_dependencies,
         doc=doc,
         user=language.over_axes,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.errors import BAD_PARAM, EngineError
 from engine.ir import DEFAULT_FLOAT, DTYPES, Atom, Literal, ShapedArray, Var, as_atom
-from engine.primitives.common import primitive
+from engine.primitives.common import elementwise_dependencies, primitive
 
 _KIND = {"bool": 0, "int32": 1, "int64": 1, "float32": 2, "float64": 2}
 _BITS = {"bool": 1, "int32": 32, "int64": 64, "float32": 32, "float64": 64}
@@ -47,6 +47,7 @@ convert = primitive(
     batch=lambda args, batched, dtype: convert.bind(args[0], dtype=dtype),
     is_identity=lambda x, dtype: x.aval.dtype == dtype,
     linear=True,
+    sparsity=elementwise_dependencies([True]),
 )
 
 

@@ -13,7 +13,7 @@ from engine import language
 from engine.errors import BAD_PARAM, EngineError
 from engine.ir import Literal, ShapedArray, literal
 from engine.primitives.broadcasting import broadcast_to, broadcasting
-from engine.primitives.common import broadcast_shapes, same_dtype
+from engine.primitives.common import broadcast_shapes, elementwise_dependencies, same_dtype
 from engine.primitives.dtypes import cast, promote, promoted, promoted_to_float
 
 
@@ -57,7 +57,10 @@ def elementwise(name, impl, *partials, floating=False, shape=_elementwise_shape,
     else:
         prepare = promoted_to_float if floating else _prepare_numeric
     user = language.unary if len(partials) == 1 else language.binary
-    return broadcasting(name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, prepare=prepare, doc=doc, user=user)
+    sparsity = elementwise_dependencies([partial is not None for partial in partials])
+    return broadcasting(
+        name, impl=impl, shape=shape, jvp=jvp, vjp=vjp, prepare=prepare, sparsity=sparsity, doc=doc, user=user
+    )
 
 
 def _floating(name, impl, partial, doc):
@@ -230,6 +233,8 @@ _where = broadcasting(
         lambda g, out, cond, x, y: where(cond, 0.0, g),
     ],
     prepare=_prepare_where,
+    # the condition selects, its derivative is zero
+    sparsity=elementwise_dependencies([False, True, True]),
 )
 
 

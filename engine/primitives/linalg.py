@@ -5,13 +5,16 @@ vector operands to matrices to share one batching rule."""
 
 from __future__ import annotations
 
+import numpy as np
+from scipy import sparse
+
 from engine import language
 from engine.errors import SHAPE, EngineError
 from engine.ir import ShapedArray
 from engine.primitive import Primitive
 from engine.primitives import elementwise as ew
 from engine.primitives.broadcasting import broadcasting, lift_batch_axis, reshape, sum, unbroadcast
-from engine.primitives.common import broadcast_shapes, logical_ndim, primitive, same_dtype
+from engine.primitives.common import broadcast_shapes, logical_ndim, per_matrix_dependency, primitive, same_dtype
 from engine.primitives.dtypes import promote, promoted, promoted_to_float
 from engine.primitives.shape import expand_dims, eye, swap_last_axes
 
@@ -88,6 +91,27 @@ def _matmul_batch(args, batched):
     return reshape(out, shape=tuple(shape))
 
 
+def _matmul_dependencies(out: ShapedArray, a: ShapedArray, b: ShapedArray) -> list:
+    """C[..., i, j] depends on row i of A and column j of B in the matrices its stack index
+    broadcasts from. 1-D operands are read as numpy does (a row, a column), and dropping
+    their axis of length 1 leaves the flat order of C unchanged."""
+    rows = a.shape[-2] if a.ndim > 1 else 1
+    columns = b.shape[-1] if b.ndim > 1 else 1
+    inner = a.shape[-1]
+    stack = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a_labels = np.arange(a.size).reshape(*a.shape[:-2], rows, inner)
+    b_labels = np.arange(b.size).reshape(*b.shape[:-2], inner, columns)
+    # [..., i, j, l]: the element of A, and of B, that C[..., i, j] reads at step l of its sum
+    every_step = (*stack, rows, columns, inner)
+    a_read = np.broadcast_to(a_labels[..., :, None, :], every_step)
+    b_read = np.broadcast_to(np.swapaxes(b_labels, -1, -2)[..., None, :, :], every_step)
+    indptr = np.arange(out.size + 1) * inner
+    return [
+        sparse.csr_array((np.ones(read.size, bool), read.ravel(), indptr), shape=(out.size, x.size))
+        for read, x in ((a_read, a), (b_read, b))
+    ]
+
+
 matmul = primitive(
     "matmul",
     impl=lambda xp, a, b: xp.matmul(a, b),
@@ -96,6 +120,7 @@ matmul = primitive(
     vjp=_matmul_cotangent,
     batch=_matmul_batch,
     prepare=promoted,
+    sparsity=_matmul_dependencies,
     doc="matrix product (a @ b), numpy's rules for 1-D operands",
     user=language.binary,
 )
@@ -109,12 +134,15 @@ def _square_shape(a: ShapedArray, drop: int = 0) -> ShapedArray:
 
 def _on_matrix_stacks(name: str, **rules) -> Primitive:
     """A primitive on a stack of square matrices, defined on floats: a batch axis is one more
-    stack axis."""
+    stack axis. Each result depends on all of its own matrix, none of the others."""
 
     def batch(args, batched, **params):
         return prim.bind(*args, **params)
 
-    prim = primitive(name, batch=batch, prepare=promoted_to_float, **rules)
+    def sparsity(out, a):
+        return [per_matrix_dependency(a, 2, out, out.ndim - (a.ndim - 2))]
+
+    prim = primitive(name, batch=batch, prepare=promoted_to_float, sparsity=sparsity, **rules)
     return prim
 
 
@@ -239,6 +267,7 @@ adjugate_derivative = broadcasting(
         lambda g, out, a, direction: swap_last_axes(adjugate_derivative(a, swap_last_axes(g))),
     ],
     prepare=promoted_to_float,
+    sparsity=lambda out, a, direction: [per_matrix_dependency(x, 2, out, 2) for x in (a, direction)],
 )
 
 
@@ -334,6 +363,13 @@ def _solve_batch(args, batched):
     return _drop_column(out) if b_vector else out
 
 
+def _solve_dependencies(out: ShapedArray, a: ShapedArray, b: ShapedArray) -> list:
+    """Each solution depends on all of its matrix and its right-hand sides (a 1-D b is one
+    right-hand side shared by every matrix)."""
+    b_core = 1 if b.ndim == 1 else 2
+    return [per_matrix_dependency(a, 2, out, b_core), per_matrix_dependency(b, b_core, out, b_core)]
+
+
 solve = primitive(
     "solve",
     impl=lambda xp, a, b: xp.linalg.solve(a, b),
@@ -348,6 +384,7 @@ solve = primitive(
     ],
     batch=_solve_batch,
     prepare=promoted_to_float,
+    sparsity=_solve_dependencies,
     doc="x such that a @ x = b",
     user=language.binary,
 )

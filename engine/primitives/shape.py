@@ -40,6 +40,7 @@ transpose = primitive(
     prepare=_prepare_transpose,
     is_identity=lambda x, axes: axes == tuple(range(len(axes))),
     linear=True,
+    moves_elements=True,
     doc="reverse (or permute by axes) the axes",
     user=lambda op: lambda x, axes=None: op(x, axes=axes),
 )
@@ -98,6 +99,7 @@ concatenate = primitive(
     batch=_concatenate_batch,
     prepare=_prepare_concatenate,
     linear=True,
+    moves_elements=True,
     doc="join a list of arrays along an existing axis",
     user=lambda op: lambda arrays, axis=0: op(*language.listed("concatenate", arrays), axis=axis),
 )
@@ -183,6 +185,7 @@ getitem = primitive(
     batch=lambda args, batched, index: getitem.bind(args[0], index=_batched_index(index, args[0].aval.shape[0])),
     prepare=_prepare_getitem,
     linear=True,
+    moves_elements=True,
 )
 
 
@@ -215,6 +218,7 @@ scatter = primitive(
     vjp=[lambda g, out, x, index, shape: getitem.bind(g, index=index)],
     batch=_scatter_batch,
     linear=True,
+    moves_elements=True,
 )
 
 

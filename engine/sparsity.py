@@ -1,0 +1,105 @@
+"""Sparsity patterns of derivatives, found from a function's IR alone: which outputs may
+depend on which inputs, without running anything.
+
+A pattern is a boolean scipy.sparse csr_array over flattened (C order) arrays. Each
+equation's pattern, against the differentiated inputs, is the union over its inputs of the
+primitive's own dependency pattern (`Primitive.dependencies`) times that input's pattern; a
+DENSE input gives every output element the union of that input's rows. A pattern may claim a
+dependency whose derivative happens to be zero (max's, at the elements that are not the
+maximum), never miss one. Patterns are cached per (function, wrt): the caller must not
+modify them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from engine.cache import TRANSFORMS
+from engine.derivatives import gradient_function
+from engine.ir import Atom, Function, Literal
+from engine.primitive import DENSE
+
+
+def _pattern_bytes(patterns: list[sparse.csr_array]) -> int:
+    return sum(p.indices.nbytes + p.indptr.nbytes + p.data.nbytes for p in patterns)
+
+
+_cached = TRANSFORMS.memoize(_pattern_bytes)
+
+
+def _empty(rows: int, columns: int) -> sparse.csr_array:
+    return sparse.csr_array((rows, columns), dtype=bool)
+
+
+def _every_row_the_union(pattern: sparse.csr_array, rows: int) -> sparse.csr_array:
+    columns = np.unique(pattern.indices)
+    indptr = np.arange(rows + 1) * columns.size
+    return sparse.csr_array(
+        (np.ones(rows * columns.size, bool), np.tile(columns, rows), indptr), shape=(rows, pattern.shape[1])
+    )
+
+
+def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
+    width = sum(fn.inputs[i].aval.size for i in wrt)
+    patterns: dict[Atom, sparse.csr_array] = {}
+    offset = 0
+    for i in wrt:
+        size = fn.inputs[i].aval.size
+        # the identity block of this input's columns
+        patterns[fn.inputs[i]] = sparse.csr_array(
+            (np.ones(size, bool), np.arange(offset, offset + size), np.arange(size + 1)), shape=(size, width)
+        )
+        offset += size
+
+    def pattern_of(atom: Atom) -> sparse.csr_array | None:
+        """None for what depends on no wrt input (a constant, another input)."""
+        return None if isinstance(atom, Literal) else patterns.get(atom)
+
+    for eqn in fn.equations:
+        out = eqn.output.aval
+        dependent = [pattern_of(atom) for atom in eqn.inputs]
+        if all(p is None or p.nnz == 0 for p in dependent):
+            continue
+        rules = eqn.primitive.dependencies(out, [atom.aval for atom in eqn.inputs], eqn.kwargs)
+        contributions = [
+            _every_row_the_union(p, out.size) if rule is DENSE else (rule @ p)
+            for rule, p in zip(rules, dependent)
+            if p is not None and p.nnz
+        ]
+        total = contributions[0]
+        for contribution in contributions[1:]:
+            total = total + contribution  # on booleans, a union
+        patterns[eqn.output] = total.tocsr()
+    return [pattern_of(o) if pattern_of(o) is not None else _empty(o.aval.size, width) for o in fn.outputs]
+
+
+_cached_output_patterns = _cached(_output_patterns)
+
+
+def output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
+    """For each output of fn, which of the inputs at positions `wrt` it may depend on: shape
+    (output size, N), N the sizes of the wrt inputs summed, their columns in wrt order."""
+    return _cached_output_patterns(fn, tuple(wrt))
+
+
+def jacobian_pattern(fn: Function, wrt: tuple[int, ...]) -> sparse.csr_array:
+    """The pattern of d fn.output / d (the wrt inputs, flattened and concatenated)."""
+    return output_patterns(fn, wrt)[0]
+
+
+@TRANSFORMS.memoize(lambda pattern: _pattern_bytes([pattern]))
+def _hessian_pattern(fn: Function, wrt: tuple[int, ...], reduce_sum: bool) -> sparse.csr_array:
+    gradient = gradient_function(fn, wrt, reduce_sum)
+    blocks = _output_patterns(gradient, wrt)[1:]
+    if not blocks:
+        return _empty(0, 0)
+    rows = sparse.vstack(blocks, format="csr")
+    return (rows + rows.T).tocsr()
+
+
+def hessian_pattern(fn: Function, wrt: tuple[int, ...], reduce_sum: bool = False) -> sparse.csr_array:
+    """The pattern of the Hessian of fn's output (its sum with `reduce_sum`) in the wrt
+    inputs, shape (N, N): the Jacobian pattern of the gradient, made symmetric (a product
+    rule can leave one triangle claimed that the other is not, the Hessian being symmetric)."""
+    return _hessian_pattern(fn, tuple(wrt), reduce_sum)

@@ -130,6 +130,8 @@ class Dispatcher:
         }
         if answer.verification is not None:
             body["meta"]["verification"] = answer.verification
+        if answer.sweep is not None:
+            body["meta"]["sweep"] = answer.sweep
         return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
     def _prepare_small_inline(
@@ -219,6 +221,7 @@ def _options(request: FunctionRequest, dtype: str | None = None) -> Options:
         mode=getattr(request, "mode", "auto"),
         dtype=dtype,
         verify=getattr(request, "verify", False),
+        format=getattr(request, "format", "dense"),
     )
 
 

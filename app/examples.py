@@ -107,12 +107,20 @@ JACOBIAN = {
         "the same Jacobian, reverse mode (one VJP per output element)",
         {"function": {"expression": "softmax(x)"}, "inputs": {"x": [1.0, 2.0, 3.0]}, "mode": "reverse"},
     ),
+    "sparse": _example(
+        "a stencil's Jacobian as csr: two colours of its pattern, two JVPs whatever the length",
+        {"function": {"expression": "x[1:] - x[:-1]"}, "inputs": {"x": [0.0, 1.0, 4.0, 9.0, 16.0]}, "format": "csr"},
+    ),
 }
 
 HESSIAN = {
     "quadratic_form": _example(
         "x^T A x: the Hessian in x is A + A^T",
         {"function": QUADRATIC_FORM, "inputs": {"x": [1.0, 2.0], "A": A}, "wrt": ["x"]},
+    ),
+    "sparse": _example(
+        "sum(sin(x) * x**2) has a diagonal Hessian: one Hessian-vector product, sent as csr",
+        {"function": {"expression": "sum(sin(x) * x**2)"}, "inputs": {"x": X}, "format": "csr"},
     ),
 }
 
@@ -158,6 +166,15 @@ VALIDATE = {
             "function": {"expression": "outer(x, x)"},
             "inputs": {"x": {"dtype": "float64", "shape": [30000]}},
             "operation": "jacobian",
+        },
+    ),
+    "sparse_hessian": _example(
+        "a Hessian of 100,000 inputs in csr: its pattern (diagonal) and the sweep it takes, from shapes alone",
+        {
+            "function": {"expression": "sum(sin(x) * x**2)"},
+            "inputs": {"x": {"dtype": "float64", "shape": [100000]}},
+            "operation": "hessian",
+            "format": "csr",
         },
     ),
     "two_dot": _example(

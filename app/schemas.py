@@ -20,7 +20,7 @@ from pydantic import (
 from typing_extensions import TypeAliasType
 
 from app import arrays
-from engine import formula, linearize, operations, trace
+from engine import formula, linearize, operations, sweeps, trace
 
 NonFinite = Literal["NaN", "Infinity", "-Infinity"]
 NestedNumbers = TypeAliasType(
@@ -165,6 +165,10 @@ _OPTION_FIELDS: dict[str, Any] = {
                                 "the sum of the output")),
     "mode": (JacobianMode, Field("auto", description="auto: forward when the inputs are fewer than the outputs, "
                                  "else reverse")),
+    "format": (Literal[sweeps.FORMATS], Field("dense", description='"dense": arrays shaped like the plain '
+               'derivative; "coo" or "csr": each block flattened to a matrix (a Jacobian\'s to (output size, input '
+               "size), a Hessian's to (size, size)) and sent as the arrays scipy.sparse builds it from, holding the "
+               "entries of its sparsity pattern (some may be zero at these inputs)")),
     "verify": (bool, Field(False, description="check the derivative against central finite differences along a "
                            "few directions (two more evaluations of the function, or of its gradient, per "
                            "direction); the report is meta.verification")),
@@ -215,6 +219,7 @@ class ValidateRequest(FunctionRequest):
     wrt: Wrt = None
     reduce: Reduction = "none"
     mode: JacobianMode = "auto"
+    format: Literal[sweeps.FORMATS] = "dense"
 
 
 class DerivativeFormulaRequest(FunctionRequest):
@@ -258,6 +263,20 @@ class Verification(ResponseModel):
     detail: str
 
 
+class Sweep(ResponseModel):
+    """A Jacobian or Hessian swept in chunks of seed vectors, or compressed by a colouring of
+    its sparsity pattern (structurally orthogonal columns or rows share a seed vector)."""
+
+    direction: Literal["forward", "reverse", "hessian"] = Field(
+        description="forward: columns (J v); reverse: rows (v J); hessian: columns (H v)"
+    )
+    compressed: bool = Field(description="one seed vector per colour of the pattern, not per basis vector")
+    seeds: int = Field(description="seed vectors in all: colours, or the basis's size")
+    batch: int = Field(description="seed vectors per run (fewer than seeds: chunked to fit the intermediate limit)")
+    runs: int = Field(description="runs of the batched derivative function")
+    nonzeros: int | None = Field(description="structural nonzeros of the derivative, where its pattern was computed")
+
+
 class Meta(ResponseModel):
     device: str = Field(description='"cpu" or "gpu"')
     backend: str = Field(description="the array library the worker ran on")
@@ -267,6 +286,9 @@ class Meta(ResponseModel):
         description="prepare (parse, build, check), worker (round trip), compute (in the worker), encode, total"
     )
     verification: Verification | None = Field(None, description="with verify: true, the derivative's check")
+    sweep: Sweep | None = Field(
+        None, description="how a Jacobian or Hessian was swept, where not in one batch over the whole basis"
+    )
 
 
 class ComputeResponse(ResponseModel):
@@ -274,11 +296,33 @@ class ComputeResponse(ResponseModel):
     meta: Meta | None = None
 
 
+class CsrMatrix(ResponseModel):
+    """`scipy.sparse.csr_array((data, indices, indptr), shape=shape)`."""
+
+    format: Literal["csr"]
+    shape: list[int] = Field(description="[rows, columns]")
+    indptr: ArrayOut = Field(description="int64: row i's entries are indptr[i]:indptr[i+1] of indices and data")
+    indices: ArrayOut = Field(description="int64: each entry's column")
+    data: ArrayOut = Field(description="each entry's value")
+
+
+class CooMatrix(ResponseModel):
+    """`scipy.sparse.coo_array((data, (row, col)), shape=shape)`."""
+
+    format: Literal["coo"]
+    shape: list[int] = Field(description="[rows, columns]")
+    row: ArrayOut = Field(description="int64: each entry's row")
+    col: ArrayOut = Field(description="int64: each entry's column")
+    data: ArrayOut = Field(description="each entry's value")
+
+
+MatrixOut = Union[NestedNumbers, EncodedArray, CsrMatrix, CooMatrix]  # noqa: UP007
+
 _LAYOUT_TYPES: dict[str, Any] = {
     operations.OUTPUT: ArrayOut,
     operations.PER_INPUT: dict[str, ArrayOut],
-    operations.JACOBIAN: dict[str, ArrayOut],
-    operations.PAIRS: dict[str, dict[str, ArrayOut]],
+    operations.JACOBIAN: dict[str, MatrixOut],
+    operations.PAIRS: dict[str, dict[str, MatrixOut]],
 }
 
 
@@ -431,6 +475,7 @@ class CostEstimate(ResponseModel):
     total_intermediate: int = Field(description="elements of all arrays computed (a bound on the work)")
     operations: int = Field(description="equations that would run")
     mode: str | None = None
+    sweep: Sweep | None = Field(None, description="how a Jacobian or Hessian would be swept, where not in one batch")
 
 
 class ValidateResponse(ResponseModel):

@@ -19,7 +19,7 @@ from engine.frontends.inputs import aval_of
 from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, Options, lookup
-from engine.tasks import ProgramTask, Task, bind, estimate, sized, sized_extra
+from engine.tasks import ProgramTask, Task, assess, bind, sized, sized_extra
 
 
 def prepare(
@@ -93,6 +93,5 @@ def describe(
     if kind == "program":
         return Description(None, frontends.check_program(definition, limits), "; ".join(too_large) or None)
     fn = frontends.build_from_shapes(kind, definition, avals, limits)
-    cost_of = estimate(fn, operation, options)
-    detail = cost.limit_detail(cost_of, limits)
+    cost_of, detail = assess(fn, operation, options, limits)
     return Description(cost_of, None, "; ".join(too_large + ([detail] if detail else [])) or None)

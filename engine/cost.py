@@ -24,6 +24,7 @@ class Cost:
     total_intermediate: int  # elements of all arrays computed (a bound on the work)
     operations: int  # equations of the function as given, before differentiation
     mode: str | None = None  # the Jacobian mode that would be used
+    sweep: dict | None = None  # how a Jacobian or Hessian is swept where not in one dense batch (engine.sweeps)
 
 
 # Arrays a sweep computes per array of the function, by derivative order: the value, its
@@ -35,7 +36,13 @@ _ARRAYS_PER_VALUE = (1, 16, 64)
 
 
 def estimate(
-    fn: Function, results: dict[str, tuple[int, ...]], sweeps: Sequence[int], order: int, mode: str | None = None
+    fn: Function,
+    results: dict[str, tuple[int, ...]],
+    sweeps: Sequence[int],
+    order: int,
+    mode: str | None = None,
+    stored_elements: int | None = None,
+    sweep: dict | None = None,
 ) -> Cost:
     """Bounds on what an operation allocates, from the function's own shapes, in one pass over
     its equations: the transformed function is not built (for a large function that takes
@@ -43,9 +50,12 @@ def estimate(
 
     A sweep works on arrays the size of the function's own, times the batch of basis vectors
     it carries (`sweeps`: one batch size per sweep): one for values, gradients and products,
-    the output's size for a reverse Jacobian, an input's size for each forward sweep."""
+    the output's size for a reverse Jacobian, an input's size for each forward sweep.
+    `stored_elements`, where given, is what the results hold in a sparse format."""
     sizes = [v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations] + [fn.output.aval.size]
-    result_elements = sum(math.prod(shape) for shape in results.values())
+    if stored_elements is None:
+        stored_elements = sum(math.prod(shape) for shape in results.values())
+    result_elements = stored_elements
     return Cost(
         output=fn.output.aval,
         results=results,
@@ -55,6 +65,7 @@ def estimate(
         total_intermediate=sum(sweeps) * (_ARRAYS_PER_VALUE[order] * sum(sizes) + max(sizes)) + result_elements,
         operations=len(fn.equations),
         mode=mode,
+        sweep=sweep,
     )
 
 

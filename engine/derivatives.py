@@ -155,6 +155,33 @@ def hessian_function(fn: Function, wrt: tuple[int, ...]) -> Function:
 
 
 @_cached
+def seeded_products(fn: Function, wrt: tuple[int, ...], direction: str, batch: int) -> Function:
+    """inputs: fn's, then `batch` seed vectors stacked on a leading axis: one array per wrt
+    input (`direction` "forward" or "hessian"), or one shaped like the output ("reverse");
+    outputs: the value, then each seed's product stacked the same way: the output's tangent
+    (forward, J @ v), each wrt input's cotangent (reverse, v @ J), or each wrt input's H @ v
+    (hessian). Chunked and compressed sweeps (engine.sweeps) run it with seeds of their own."""
+    reverse = direction == "reverse"
+    seeded = [fn.output.aval] if reverse else [fn.inputs[i].aval for i in wrt]
+    with building() as builder:
+        primals = _fresh_inputs(fn)
+        seeds = [Var(ShapedArray((batch, *aval.shape), aval.dtype)) for aval in seeded]
+        if reverse:
+            inner, first_product = vjp_function(fn, wrt), 1
+        elif direction == "forward":
+            inner, first_product = jvp_function(fn, wrt), len(fn.outputs)
+        else:
+            inner, first_product = hvp_function(fn, wrt), 1 + len(wrt)
+        results, batched = vmap_call(inner, [*primals, *seeds], [False] * len(primals) + [True] * len(seeds))
+        products = [
+            product if is_batched else broadcast_to(product, shape=(batch, *product.aval.shape))
+            for product, is_batched in zip(results[first_product:], batched[first_product:])
+        ]
+        names = [*fn.input_names, *(f"seeds {k}" for k in range(len(seeds)))]
+        return finish(builder, [*primals, *seeds], names, [results[0], *products])
+
+
+@_cached
 def hvp_function(fn: Function, wrt: tuple[int, ...], reduce_sum: bool = False) -> Function:
     """inputs: fn's, then a tangent per wrt input; outputs: value, gradients (of the output's
     sum with `reduce_sum`), then H @ v (the pushforward of the gradients, forward over reverse)."""

@@ -155,7 +155,7 @@ def _checked_positions(fn: Function, options: Options, limits: Limits | None) ->
     operation = "hvp" if not fn.output.aval.shape else "vjp"
     positions, _ = tasks.resolve(fn, operations.lookup(operation), options)
     if limits is not None:
-        detail = cost.limit_detail(tasks.estimate(fn, operation, options), limits)
+        _, detail = tasks.assess(fn, operation, options, limits)
         if detail:
             raise EngineError(TOO_LARGE, detail)
     return positions

@@ -78,6 +78,7 @@ class Options:
     mode: str = "auto"  # a Jacobian's: "forward", "reverse", or chosen by size
     dtype: str | None = None  # floating inputs are cast to it; None keeps their own
     verify: bool = False  # check the derivative against finite differences (engine.verification)
+    format: str = "dense"  # a Jacobian's or Hessian's: "dense", or scipy.sparse's "coo" or "csr" (engine.sweeps)
 
 
 @dataclass(frozen=True)
@@ -160,18 +161,24 @@ OPERATIONS: dict[str, Operation] = {
             "jacobian", "Full Jacobian",
             "d output / d input, shaped output.shape + input.shape, in one batched sweep. `mode` auto picks forward "
             "when the inputs are fewer than the outputs, else reverse; the response says which ran. Sizes are "
-            "checked from shapes before anything is computed.", 1,
+            "checked from shapes before anything is computed. Where the Jacobian's sparsity pattern (known from the "
+            "function before it runs) lets columns (forward) or rows (reverse) share a sweep, it is compressed: one "
+            "seed vector per colour instead of one per basis vector. `format` \"coo\" or \"csr\" sends each block "
+            "flattened to (output size, input size) as scipy.sparse's arrays. A batch whose intermediates would pass "
+            "the limit is run in chunks.", 1,
             build=lambda fn, positions, mode, reduce_sum: derivatives.jacobian_function(fn, positions, mode),
             results=(Result("jacobian", JACOBIAN, "input name -> array of shape output.shape + input.shape"),),
-            options=("mode", "verify"), sweeps=_jacobian_sweeps,
+            options=("mode", "format", "verify"), sweeps=_jacobian_sweeps,
         ),
         Operation(
             "hessian", "Hessian of a scalar function",
             "Second derivatives (forward over reverse) for every pair of `wrt` inputs, each block shaped "
-            "in1.shape + in2.shape.", 2,
+            "in1.shape + in2.shape. Where the Hessian's sparsity pattern allows, columns that a star colouring puts "
+            "together share one Hessian-vector product (a diagonal Hessian takes one). `format` \"coo\" or \"csr\" "
+            "sends each block flattened to (size, size) as scipy.sparse's arrays.", 2,
             build=lambda fn, positions, mode, reduce_sum: derivatives.hessian_function(fn, positions),
             results=(Result("hessian", PAIRS, "name -> name -> array of shape in1.shape + in2.shape"),),
-            options=("verify",), scalar_output=True, sweeps=_sweep_per_input,
+            options=("format", "verify"), scalar_output=True, sweeps=_sweep_per_input,
         ),
         Operation(
             "hvp", "Hessian-vector product",

@@ -21,6 +21,16 @@ from engine.ir import Atom, Function, Literal
 from engine.primitive import DENSE
 
 
+# A pattern is a sparse matrix per array of the function: past this many entries in any one
+# (or rows, that is elements of an array), the derivative is taken as having no useful
+# pattern rather than spending the memory and time (a sparse format could not carry it either).
+MAX_ENTRIES = 4_000_000
+
+
+class PatternTooLarge(Exception):
+    """The pattern would pass MAX_ENTRIES somewhere on the way."""
+
+
 def _pattern_bytes(patterns: list[sparse.csr_array]) -> int:
     return sum(p.indices.nbytes + p.indptr.nbytes + p.data.nbytes for p in patterns)
 
@@ -34,6 +44,8 @@ def _empty(rows: int, columns: int) -> sparse.csr_array:
 
 def _every_row_the_union(pattern: sparse.csr_array, rows: int) -> sparse.csr_array:
     columns = np.unique(pattern.indices)
+    if rows * columns.size > MAX_ENTRIES:
+        raise PatternTooLarge
     indptr = np.arange(rows + 1) * columns.size
     return sparse.csr_array(
         (np.ones(rows * columns.size, bool), np.tile(columns, rows), indptr), shape=(rows, pattern.shape[1])
@@ -41,6 +53,8 @@ def _every_row_the_union(pattern: sparse.csr_array, rows: int) -> sparse.csr_arr
 
 
 def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
+    if max([v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations]) > MAX_ENTRIES:
+        raise PatternTooLarge
     width = sum(fn.inputs[i].aval.size for i in wrt)
     patterns: dict[Atom, sparse.csr_array] = {}
     offset = 0
@@ -70,6 +84,8 @@ def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_arra
         total = contributions[0]
         for contribution in contributions[1:]:
             total = total + contribution  # on booleans, a union
+        if total.nnz > MAX_ENTRIES:
+            raise PatternTooLarge
         patterns[eqn.output] = total.tocsr()
     return [pattern_of(o) if pattern_of(o) is not None else _empty(o.aval.size, width) for o in fn.outputs]
 

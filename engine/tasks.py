@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import backend, cost, frontends, interpreter, verification
+from engine import backend, cost, derivatives, frontends, interpreter, sweeps, verification
 from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, TOO_LARGE, EngineError, pointer
 from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
@@ -27,6 +27,7 @@ class Answer:
     nodes: int  # equations of the function as built
     seconds: float  # time spent computing
     verification: dict[str, Any] | None = None  # with verify: engine.verification's report
+    sweep: dict[str, Any] | None = None  # a chunked or compressed sweep's report (engine.sweeps)
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,26 @@ class Task:
     # A program's IR depends on its inputs' values: verification builds it again at the
     # perturbed inputs ({name: array} -> Function) to see whether it takes the same path.
     rebuild: Callable[[dict[str, np.ndarray]], Function] | None = None
+    sweep: sweeps.Sweep | None = None  # a Jacobian or Hessian not swept in one dense batch
+    format: str = "dense"
 
-    def run(self, backend_name: str = "numpy") -> Answer:
+    def run(self, backend_name: str = "numpy", progress: Callable[[int, int], None] | None = None) -> Answer:
+        """The answer; `progress(done, total)` is told of each run of a chunked or compressed sweep."""
         started = time.perf_counter()
         fn = self.function
-        transformed = self.operation.build(fn, self.positions, self.mode, self.reduce_sum)
-        fields = run_and_pack(self.operation, transformed, self.arguments, fn, self.positions, backend_name)
+        if self.sweep is None:
+            transformed = self.operation.build(fn, self.positions, self.mode, self.reduce_sum)
+            fields = run_and_pack(self.operation, transformed, self.arguments, fn, self.positions, backend_name)
+        else:
+            value, blocks = sweeps.run(self.sweep, fn, self.arguments, self.positions, self.format, backend_name,
+                                       progress)  # fmt: skip
+            (result,) = self.operation.results
+            fields = {"value": value, result.name: result.pack([fn.input_names[i] for i in self.positions], blocks)}
         if "mode" in self.operation.options:
             fields["mode"] = self.mode
         checked = verification.verify(self, fields, backend_name) if self.verify else None
-        return Answer(fields, len(fn.equations), time.perf_counter() - started, checked)
+        report = None if self.sweep is None else self.sweep.report()
+        return Answer(fields, len(fn.equations), time.perf_counter() - started, checked, report)
 
 
 def run_and_pack(
@@ -111,14 +122,12 @@ def bind(
     size limits (a library caller's own arrays)."""
     op = lookup(operation)
     positions, mode = resolve(fn, op, options, extra)
-    estimate = None
-    if limits is not None:
-        estimate = _estimate(fn, op, positions, mode)
-        detail = cost.limit_detail(estimate, limits)
-        if detail:
-            raise EngineError(TOO_LARGE, detail)
+    sweep, mode, estimate, detail = _assessed(fn, op, positions, mode, options, limits)
+    if detail:
+        raise EngineError(TOO_LARGE, detail)
     arguments = input_arguments(fn, inputs) + extra_arguments(fn, op, positions, extra)
-    return Task(op, fn, arguments, positions, mode, options.reduce == "sum", estimate, options.verify)
+    return Task(op, fn, arguments, positions, mode, options.reduce == "sum", estimate, options.verify,
+                sweep=sweep, format=options.format)  # fmt: skip
 
 
 def resolve(fn: Function, op: Operation, options: Options, extra: Any = None) -> tuple[tuple[int, ...], str | None]:
@@ -250,19 +259,71 @@ def extra_arguments(fn: Function, op: Operation, positions: tuple[int, ...], ext
     return tuple(_host_array(extra[name], fn.inputs[i].aval, op.extra.name, name) for name, i in zip(names, positions))
 
 
-def estimate(fn: Function, operation: str, options: Options = DEFAULT_OPTIONS) -> cost.Cost:
-    """What `operation` of `fn` would return and allocate, from static shapes."""
+def assess(
+    fn: Function, operation: str, options: Options = DEFAULT_OPTIONS, limits: Limits = DEFAULT_LIMITS
+) -> tuple[cost.Cost, str | None]:
+    """What `operation` of `fn` would return and allocate, from static shapes, and the limit
+    it would break, in words (None: it fits)."""
     op = lookup(operation)
     positions, mode = resolve(fn, op, options)
-    return _estimate(fn, op, positions, mode)
+    _, _, estimate, detail = _assessed(fn, op, positions, mode, options, limits)
+    return estimate, detail
 
 
-def _estimate(fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None) -> cost.Cost:
-    return cost.estimate(fn, op.result_shapes(fn, positions), op.sweeps(fn, positions, mode), op.order, mode)
+def _assessed(
+    fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None, options: Options, limits: Limits | None
+) -> tuple[sweeps.Sweep | None, str | None, cost.Cost | None, str | None]:
+    """The sweep (where not one dense batch), the mode it takes, the cost, and the limit it
+    would break; `limits=None` (a library caller's own arrays) assesses nothing."""
+    sweep = _sweep(fn, op, positions, mode, options, limits)
+    if sweep is not None and mode is not None:
+        mode = sweep.direction
+    if limits is None:
+        return sweep, mode, None, None
+    estimate = _estimate(fn, op, positions, mode, sweep, options.format)
+    detail = cost.limit_detail(estimate, limits)
+    if detail and estimate.result_elements > limits.max_result_elements and options.format == "dense" and (
+        "format" in op.options
+    ):
+        detail += sweeps.sparse_advice(fn, positions, sweeps.HESSIAN if op.order == 2 else mode)
+    return sweep, mode, estimate, detail
+
+
+def _sweep(
+    fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None, options: Options, limits: Limits | None
+) -> sweeps.Sweep | None:
+    """How a Jacobian or a Hessian is swept, where not in one dense batch: chunked to fit
+    `limits`, or compressed by its sparsity pattern, in the directions `mode` allows."""
+    if "format" not in op.options:
+        return None
+    if options.format not in sweeps.FORMATS:
+        raise EngineError(BAD_PARAM, f"format must be one of {', '.join(sweeps.FORMATS)}, got {options.format!r}",
+                          "/format")  # fmt: skip
+    if op.order == 2:
+        directions = [sweeps.HESSIAN]
+    elif options.mode == "auto":
+        directions = [mode, sweeps.FORWARD if mode == sweeps.REVERSE else sweeps.REVERSE]
+    else:
+        directions = [mode]
+    return sweeps.plan(fn, positions, directions, options.format, limits)
+
+
+def _estimate(
+    fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None, sweep: sweeps.Sweep | None, format: str
+) -> cost.Cost:
+    results = op.result_shapes(fn, positions)
+    if sweep is None:
+        return cost.estimate(fn, results, op.sweeps(fn, positions, mode), op.order, mode)
+    stored = sweeps.stored_elements(fn, positions, sweep, format, op.order == 2)
+    return cost.estimate(fn, results, [sweep.batch] * sweep.runs, op.order, mode, stored, sweep.report())
 
 
 def transformed(fn: Function, operation: str, options: Options = DEFAULT_OPTIONS) -> Function:
-    """The function `operation` runs for `fn` (the IR that the interpreter executes)."""
+    """The function `operation` runs for `fn` (the IR that the interpreter executes; a
+    chunked or compressed sweep runs it once per batch of seed vectors)."""
     op = lookup(operation)
     positions, mode = resolve(fn, op, options)
+    sweep, mode, _, _ = _assessed(fn, op, positions, mode, options, DEFAULT_LIMITS)
+    if sweep is not None:
+        return derivatives.seeded_products(fn, positions, sweep.direction, sweep.batch)
     return op.build(fn, positions, mode, options.reduce == "sum")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import backend, derivatives, interpreter
+from engine import backend, derivatives, interpreter, sweeps
 from engine.cache import WeightedCache
 from engine.errors import EngineError
 
@@ -110,11 +110,24 @@ def _inner(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) -> Differenc
     return Differenced(np.array([value]), np.array([size]))
 
 
-def _contract(blocks: Sequence[np.ndarray], direction: Sequence[np.ndarray]) -> Differenced:
-    """sum_i blocks_i . d_i over each d_i's axes: a Jacobian's (or a Hessian row's) product with d."""
-    value = sum(np.tensordot(b, d, axes=d.ndim) for b, d in zip(blocks, direction))
-    size = sum(np.tensordot(np.abs(b), np.abs(d), axes=d.ndim) for b, d in zip(blocks, direction))
+def _contract(blocks: Sequence[Any], direction: Sequence[np.ndarray]) -> Differenced:
+    """sum_i blocks_i . d_i over each d_i's axes: a Jacobian's (or a Hessian row's) product
+    with d. A block is an array, or a sparse one (engine.sweeps' coo or csr)."""
+    value = sum(_times(b, d, magnitudes=False) for b, d in zip(blocks, direction))
+    size = sum(_times(b, d, magnitudes=True) for b, d in zip(blocks, direction))
     return Differenced(np.reshape(value, -1).astype(np.float64), np.reshape(size, -1).astype(np.float64))
+
+
+def _times(block: Any, vector: np.ndarray, magnitudes: bool) -> np.ndarray:
+    """block . vector, or |block| . |vector|, contracted over the vector's axes."""
+    if not isinstance(block, dict):
+        if magnitudes:
+            block, vector = np.abs(block), np.abs(vector)
+        return np.tensordot(block, vector, axes=vector.ndim)
+    rows, columns, data = sweeps.entries(block)
+    read = vector.reshape(-1)[columns]
+    terms = np.abs(data) * np.abs(read) if magnitudes else data * read
+    return np.bincount(rows, weights=terms, minlength=block["shape"][0])
 
 
 def _names(task: Task) -> list[str]:

@@ -79,7 +79,7 @@ def test_shapes_and_result_sizes_are_known_before_running():
     fn = trace(
         lambda x, y: ops.outer(x, y), {"x": ShapedArray((30_000,), "float64"), "y": ShapedArray((30_000,), "float64")}
     )
-    estimate = tasks.estimate(fn, "jacobian", Options(wrt=("x",)))
+    estimate, _ = tasks.assess(fn, "jacobian", Options(wrt=("x",)))
     assert estimate.output == ShapedArray((30_000, 30_000), "float64")
     assert estimate.results == {"x": (30_000, 30_000, 30_000)}
     assert estimate.result_elements == 30_000**3 + 30_000**2
@@ -213,7 +213,7 @@ def test_static_estimates_bound_what_the_transformed_functions_allocate(case):
         requests += [("hessian", "auto"), ("hvp", "auto")]
     for operation, mode in requests:
         options = Options(mode=mode, reduce="sum")
-        estimate = tasks.estimate(fn, operation, options)
+        estimate, _ = tasks.assess(fn, operation, options)
         program = tasks.transformed(fn, operation, options)
         sizes = [v.aval.size for v in program.inputs] + [e.output.aval.size for e in program.equations]
         assert estimate.largest_intermediate >= max(sizes), (operation, mode)

@@ -90,13 +90,13 @@ def _symmetric_sources(pattern: sparse.csr_array, colours: np.ndarray) -> tuple[
     count = int(colours.max(initial=-1)) + 1
     column_colours, row_colours = colours[columns], colours[rows]
     multiplicity = _multiplicities(rows, column_colours, pattern.shape[0], count)
-    alone = multiplicity(rows, column_colours) == 1
-    if alone.all():
-        return rows, column_colours
-    alone_transposed = multiplicity(columns, row_colours) == 1
-    if not np.all(alone | alone_transposed):
+    shared = np.flatnonzero(multiplicity(rows, column_colours) != 1)
+    # only where (i, colour of j) is shared is (j, colour of i) needed
+    if np.any(multiplicity(columns[shared], row_colours[shared]) != 1):
         return None
-    return np.where(alone, rows, columns), np.where(alone, column_colours, row_colours)
+    rows, column_colours = rows.copy(), column_colours.copy()
+    rows[shared], column_colours[shared] = columns[shared], row_colours[shared]
+    return rows, column_colours
 
 
 def _greedy_star(indptr: list[int], neighbours: list[int], order: list[int]) -> np.ndarray:

@@ -40,6 +40,22 @@ def _every_row_the_union(pattern: sparse.csr_array, rows: int) -> sparse.csr_arr
     )
 
 
+def _is_identity(rule: sparse.csr_array) -> bool:
+    rows, columns = rule.shape
+    if rows != columns or rule.nnz != rows:
+        return False
+    diagonal = np.arange(rows + 1)
+    return np.array_equal(rule.indptr, diagonal) and np.array_equal(rule.indices, diagonal[:-1])
+
+
+def _through(rule, pattern: sparse.csr_array, rows: int) -> sparse.csr_array:
+    """The pattern of an equation's output through one input of the given pattern."""
+    if rule is DENSE:
+        return _every_row_the_union(pattern, rows)
+    # elementwise on operands of one shape: most equations, and a product costs more than the check
+    return pattern if _is_identity(rule) else rule @ pattern
+
+
 def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
     width = sum(fn.inputs[i].aval.size for i in wrt)
     patterns: dict[Atom, sparse.csr_array] = {}
@@ -62,16 +78,14 @@ def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_arra
         if all(p is None or p.nnz == 0 for p in dependent):
             continue
         rules = eqn.primitive.dependencies(out, [atom.aval for atom in eqn.inputs], eqn.kwargs)
-        contributions = [
-            _every_row_the_union(p, out.size) if rule is DENSE else (rule @ p)
-            for rule, p in zip(rules, dependent)
-            if p is not None and p.nnz
-        ]
+        contributions = [_through(rule, p, out.size) for rule, p in zip(rules, dependent) if p is not None and p.nnz]
         total = contributions[0]
         for contribution in contributions[1:]:
-            total = total + contribution  # on booleans, a union
+            if contribution is not total:  # x * x: one pattern twice
+                total = total + contribution  # on booleans, a union
         patterns[eqn.output] = total.tocsr()
-    return [pattern_of(o) if pattern_of(o) is not None else _empty(o.aval.size, width) for o in fn.outputs]
+    found = [pattern_of(o) for o in fn.outputs]
+    return [p if p is not None else _empty(o.aval.size, width) for p, o in zip(found, fn.outputs)]
 
 
 _cached_output_patterns = _cached(_output_patterns)

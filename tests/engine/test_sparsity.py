@@ -39,7 +39,8 @@ def _nonzero(matrix: np.ndarray) -> np.ndarray:
 
 
 def _flat_jacobian(fn, jacobians) -> np.ndarray:
-    return np.hstack([np.reshape(j, (fn.output.aval.size, -1)) for j in jacobians])
+    rows = fn.output.aval.size
+    return np.hstack([np.reshape(j, (rows, x.aval.size)) for j, x in zip(jacobians, fn.inputs)])
 
 
 def _engine_jacobian(fn, arrays) -> np.ndarray:

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import api, ops
-from engine.primitive import PRIMITIVES
+from engine.ir import ShapedArray
+from engine.primitive import PRIMITIVES, Primitive
 from engine.sparsity import hessian_pattern, jacobian_pattern, output_patterns
 from tests.engine.cases import CASES, PIECEWISE_CONSTANT, RULE_CASES
 from tests.engine.helpers import build, named, torch_jacobians
@@ -85,6 +86,14 @@ def test_every_primitive_with_inputs_has_a_rule():
     """A primitive without a rule is dense: sound, but it would hide every sparsity behind it."""
     without = {name for name, prim in PRIMITIVES.items() if prim.sparsity is None}
     assert without == {"full", "eye"}  # they have no inputs to depend on
+
+
+def test_a_primitive_without_a_rule_is_dense_in_what_its_inputs_depend_on():
+    pairs = Primitive(
+        "pairs without a rule", impl=lambda xp, x: x[:2] + x[1:], shape=lambda x: ShapedArray((2,), x.dtype)
+    )
+    fn = build(lambda x: pairs(x[1:]), [(4,)])
+    np.testing.assert_array_equal(_pattern(fn).astype(int), [[0, 1, 1, 1], [0, 1, 1, 1]])
 
 
 def _random_index(draw, shape):

@@ -31,13 +31,19 @@ def _graph(matrix: sparse.csr_array) -> tuple[list[int], list[int], list[int]]:
     """A symmetric matrix's graph as Python lists (indptr, neighbours), self-loops dropped,
     which the greedy loops below index element by element fastest; and the order to colour
     in: by decreasing degree, ties in natural order, so that on a band every vertex inside
-    it comes first, in order, which colours the band with as many colours as its width."""
+    it comes first, in order, which colours the band with as many colours as its width.
+    Isolated vertices are left out of the order: they take colour 0 (`_colours`) unvisited."""
     rows, columns = _nonzero_coordinates(matrix)
     between = rows != columns
     degrees = np.bincount(rows[between], minlength=matrix.shape[0])
     indptr = np.concatenate(([0], np.cumsum(degrees)))
-    order = np.argsort(-degrees, kind="stable")
+    order = np.argsort(-degrees, kind="stable")[: np.count_nonzero(degrees)]
     return indptr.tolist(), columns[between].tolist(), order.tolist()
+
+
+def _colours(greedy: list[int]) -> np.ndarray:
+    """The colours a greedy loop gave, colour 0 for the vertices it did not visit."""
+    return np.maximum(np.array(greedy, dtype=np.int64), 0)
 
 
 def _greedy_distance_one(indptr: list[int], neighbours: list[int], order: list[int]) -> np.ndarray:
@@ -48,7 +54,7 @@ def _greedy_distance_one(indptr: list[int], neighbours: list[int], order: list[i
         while colour in taken:
             colour += 1
         colours[vertex] = colour
-    return np.array(colours, dtype=np.int64)
+    return _colours(colours)
 
 
 def colour_columns(pattern) -> np.ndarray:
@@ -129,7 +135,7 @@ def _greedy_star(indptr: list[int], neighbours: list[int], order: list[int]) -> 
         for w in around:
             seen = counts[w]
             seen[colour] = seen.get(colour, 0) + 1
-    return np.array(colours, dtype=np.int64)
+    return _colours(colours)
 
 
 def colour_symmetric(pattern) -> np.ndarray:

@@ -40,6 +40,13 @@ def _every_row_the_union(pattern: sparse.csr_array, rows: int) -> sparse.csr_arr
     )
 
 
+def _canonical(pattern: sparse.csr_array) -> sparse.csr_array:
+    """Indices sorted within each row (a sparse product leaves them in any order), so that
+    a pattern's csr order is the row-major order of its nonzeros."""
+    pattern.sort_indices()
+    return pattern
+
+
 def _is_identity(rule: sparse.csr_array) -> bool:
     rows, columns = rule.shape
     if rows != columns or rule.nnz != rows:
@@ -85,7 +92,7 @@ def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_arra
                 total = total + contribution  # on booleans, a union
         patterns[eqn.output] = total.tocsr()
     found = [pattern_of(o) for o in fn.outputs]
-    return [p if p is not None else _empty(o.aval.size, width) for p, o in zip(found, fn.outputs)]
+    return [_canonical(p) if p is not None else _empty(o.aval.size, width) for p, o in zip(found, fn.outputs)]
 
 
 _cached_output_patterns = _cached(_output_patterns)
@@ -94,7 +101,7 @@ _cached_output_patterns = _cached(_output_patterns)
 def output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
     """For each output of fn, which of the inputs at positions `wrt` it may depend on: shape
     (output size, N), N the sizes of the wrt inputs summed, their columns in wrt order."""
-    return _cached_output_patterns(fn, tuple(wrt))
+    return list(_cached_output_patterns(fn, tuple(wrt)))
 
 
 def jacobian_pattern(fn: Function, wrt: tuple[int, ...]) -> sparse.csr_array:
@@ -109,7 +116,7 @@ def _hessian_pattern(fn: Function, wrt: tuple[int, ...], reduce_sum: bool) -> sp
     if not blocks:
         return _empty(0, 0)
     rows = sparse.vstack(blocks, format="csr")
-    return (rows + rows.T).tocsr()
+    return _canonical((rows + rows.T).tocsr())
 
 
 def hessian_pattern(fn: Function, wrt: tuple[int, ...], reduce_sum: bool = False) -> sparse.csr_array:

@@ -86,6 +86,18 @@ def _check_rows(pattern: sparse.csr_array, rng) -> None:
     np.testing.assert_array_equal(decompress_rows(pattern, colours, compressed), matrix.data)
 
 
+def _assert_no_two_coloured_path_on_four_vertices(pattern: sparse.csr_array, colours: np.ndarray) -> None:
+    """The star condition: no path a-b-c-d coloured x, y, x, y."""
+    neighbours = [
+        set(pattern.indices[pattern.indptr[v] : pattern.indptr[v + 1]].tolist()) - {v} for v in range(pattern.shape[0])
+    ]
+    for b, around in enumerate(neighbours):
+        for c in around:
+            ends_a = {a for a in around - {c} if colours[a] == colours[c]}
+            ends_d = {d for d in neighbours[c] - {b} if colours[d] == colours[b]}
+            assert not any(a != d for a in ends_a for d in ends_d), (b, c)
+
+
 def _check_symmetric(pattern: sparse.csr_array, rng) -> None:
     pattern = sparse.csr_array(pattern + pattern.T)
     pattern.sort_indices()
@@ -95,6 +107,7 @@ def _check_symmetric(pattern: sparse.csr_array, rng) -> None:
     for row in range(pattern.shape[0]):
         others = pattern.indices[pattern.indptr[row] : pattern.indptr[row + 1]]
         assert colours[row] not in colours[others[others != row]]
+    _assert_no_two_coloured_path_on_four_vertices(pattern, colours)
     matrix = _values_on(pattern, rng, symmetric=True)
     compressed = matrix @ seed_matrix(colours, np.float64).T
     np.testing.assert_array_equal(decompress_symmetric(pattern, colours, compressed), matrix.data)

@@ -100,7 +100,7 @@ def _symmetric_sources(pattern: sparse.csr_array, colours: np.ndarray) -> tuple[
     # only where (i, colour of j) is shared is (j, colour of i) needed
     if np.any(multiplicity(columns[shared], row_colours[shared]) != 1):
         return None
-    rows, column_colours = rows.copy(), column_colours.copy()
+    # both arrays are this call's own (the row of each nonzero, a gather of colours)
     rows[shared], column_colours[shared] = columns[shared], row_colours[shared]
     return rows, column_colours
 

@@ -52,6 +52,29 @@ def _every_row_the_union(pattern: sparse.csr_array, rows: int) -> sparse.csr_arr
     )
 
 
+def _canonical(pattern: sparse.csr_array) -> sparse.csr_array:
+    """Indices sorted within each row (a sparse product leaves them in any order), so that
+    a pattern's csr order is the row-major order of its nonzeros."""
+    pattern.sort_indices()
+    return pattern
+
+
+def _is_identity(rule: sparse.csr_array) -> bool:
+    rows, columns = rule.shape
+    if rows != columns or rule.nnz != rows:
+        return False
+    diagonal = np.arange(rows + 1)
+    return np.array_equal(rule.indptr, diagonal) and np.array_equal(rule.indices, diagonal[:-1])
+
+
+def _through(rule, pattern: sparse.csr_array, rows: int) -> sparse.csr_array:
+    """The pattern of an equation's output through one input of the given pattern."""
+    if rule is DENSE:
+        return _every_row_the_union(pattern, rows)
+    # elementwise on operands of one shape: most equations, and a product costs more than the check
+    return pattern if _is_identity(rule) else rule @ pattern
+
+
 def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
     if max([v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations]) > MAX_ENTRIES:
         raise PatternTooLarge
@@ -76,18 +99,16 @@ def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_arra
         if all(p is None or p.nnz == 0 for p in dependent):
             continue
         rules = eqn.primitive.dependencies(out, [atom.aval for atom in eqn.inputs], eqn.kwargs)
-        contributions = [
-            _every_row_the_union(p, out.size) if rule is DENSE else (rule @ p)
-            for rule, p in zip(rules, dependent)
-            if p is not None and p.nnz
-        ]
+        contributions = [_through(rule, p, out.size) for rule, p in zip(rules, dependent) if p is not None and p.nnz]
         total = contributions[0]
         for contribution in contributions[1:]:
-            total = total + contribution  # on booleans, a union
+            if contribution is not total:  # x * x: one pattern twice
+                total = total + contribution  # on booleans, a union
         if total.nnz > MAX_ENTRIES:
             raise PatternTooLarge
         patterns[eqn.output] = total.tocsr()
-    return [pattern_of(o) if pattern_of(o) is not None else _empty(o.aval.size, width) for o in fn.outputs]
+    found = [pattern_of(o) for o in fn.outputs]
+    return [_canonical(p) if p is not None else _empty(o.aval.size, width) for p, o in zip(found, fn.outputs)]
 
 
 _cached_output_patterns = _cached(_output_patterns)
@@ -96,7 +117,7 @@ _cached_output_patterns = _cached(_output_patterns)
 def output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
     """For each output of fn, which of the inputs at positions `wrt` it may depend on: shape
     (output size, N), N the sizes of the wrt inputs summed, their columns in wrt order."""
-    return _cached_output_patterns(fn, tuple(wrt))
+    return list(_cached_output_patterns(fn, tuple(wrt)))
 
 
 def jacobian_pattern(fn: Function, wrt: tuple[int, ...]) -> sparse.csr_array:
@@ -111,7 +132,7 @@ def _hessian_pattern(fn: Function, wrt: tuple[int, ...], reduce_sum: bool) -> sp
     if not blocks:
         return _empty(0, 0)
     rows = sparse.vstack(blocks, format="csr")
-    return (rows + rows.T).tocsr()
+    return _canonical((rows + rows.T).tocsr())
 
 
 def hessian_pattern(fn: Function, wrt: tuple[int, ...], reduce_sum: bool = False) -> sparse.csr_array:

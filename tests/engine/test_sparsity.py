@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import api, ops
-from engine.primitive import PRIMITIVES
+from engine.ir import ShapedArray
+from engine.primitive import PRIMITIVES, Primitive
 from engine.sparsity import hessian_pattern, jacobian_pattern, output_patterns
 from tests.engine.cases import CASES, PIECEWISE_CONSTANT, RULE_CASES
 from tests.engine.helpers import build, named, torch_jacobians
@@ -39,7 +40,8 @@ def _nonzero(matrix: np.ndarray) -> np.ndarray:
 
 
 def _flat_jacobian(fn, jacobians) -> np.ndarray:
-    return np.hstack([np.reshape(j, (fn.output.aval.size, -1)) for j in jacobians])
+    rows = fn.output.aval.size
+    return np.hstack([np.reshape(j, (rows, x.aval.size)) for j, x in zip(jacobians, fn.inputs)])
 
 
 def _engine_jacobian(fn, arrays) -> np.ndarray:
@@ -54,7 +56,9 @@ def _pattern(fn) -> np.ndarray:
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.id for c in ALL_CASES])
 def test_pattern_covers_every_nonzero_of_the_jacobian(case):
     fn = build(case.engine, case.shapes)
-    pattern = _pattern(fn)
+    csr = jacobian_pattern(fn, tuple(range(len(fn.inputs))))
+    assert csr.has_canonical_format
+    pattern = csr.toarray()
     assert pattern.dtype == bool
     assert pattern.shape == (fn.output.aval.size, sum(v.aval.size for v in fn.inputs))
     for seed in range(3):
@@ -84,6 +88,14 @@ def test_every_primitive_with_inputs_has_a_rule():
     """A primitive without a rule is dense: sound, but it would hide every sparsity behind it."""
     without = {name for name, prim in PRIMITIVES.items() if prim.sparsity is None}
     assert without == {"full", "eye"}  # they have no inputs to depend on
+
+
+def test_a_primitive_without_a_rule_is_dense_in_what_its_inputs_depend_on():
+    pairs = Primitive(
+        "pairs without a rule", impl=lambda xp, x: x[:2] + x[1:], shape=lambda x: ShapedArray((2,), x.dtype)
+    )
+    fn = build(lambda x: pairs(x[1:]), [(4,)])
+    np.testing.assert_array_equal(_pattern(fn).astype(int), [[0, 1, 1, 1], [0, 1, 1, 1]])
 
 
 def _random_index(draw, shape):
@@ -155,6 +167,7 @@ def test_outputs_that_are_inputs_or_constants():
 def test_patterns_are_cached():
     fn = build(lambda x: ops.sin(x) * x, [(4,)])
     assert jacobian_pattern(fn, (0,)) is jacobian_pattern(fn, [0])
+    assert all(a is b for a, b in zip(output_patterns(fn, (0,)), output_patterns(fn, (0,))))
     assert hessian_pattern(fn, (0,)) is hessian_pattern(fn, (0,), False)
 
 

@@ -19,6 +19,11 @@ class _Dense:
 
 DENSE = _Dense()
 
+# A sparsity pattern past this many entries (a rule's matrix, or the pattern of any array
+# on the way) is not worth its memory: a rule that would build a larger matrix says DENSE,
+# and engine.sparsity gives up on a pattern that grows past it.
+MAX_PATTERN_ENTRIES = 4_000_000
+
 
 class Primitive:
     """An operation with every rule that defines it, side by side.

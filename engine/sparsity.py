@@ -18,16 +18,15 @@ from scipy import sparse
 from engine.cache import TRANSFORMS
 from engine.derivatives import gradient_function
 from engine.ir import Atom, Function, Literal
-from engine.primitive import DENSE
-
+from engine.primitive import DENSE, MAX_PATTERN_ENTRIES
 
 # A pattern is a sparse matrix per array of the function: past this many entries in any one
 # (or rows, that is elements of an array), the derivative is taken as having no useful
 # pattern rather than spending the memory and time (a sparse format could not carry it either).
-MAX_ENTRIES = 4_000_000
+MAX_ENTRIES = MAX_PATTERN_ENTRIES
 
 
-class PatternTooLarge(Exception):
+class PatternTooLargeError(Exception):
     """The pattern would pass MAX_ENTRIES somewhere on the way."""
 
 
@@ -45,7 +44,7 @@ def _empty(rows: int, columns: int) -> sparse.csr_array:
 def _every_row_the_union(pattern: sparse.csr_array, rows: int) -> sparse.csr_array:
     columns = np.unique(pattern.indices)
     if rows * columns.size > MAX_ENTRIES:
-        raise PatternTooLarge
+        raise PatternTooLargeError
     indptr = np.arange(rows + 1) * columns.size
     return sparse.csr_array(
         (np.ones(rows * columns.size, bool), np.tile(columns, rows), indptr), shape=(rows, pattern.shape[1])
@@ -77,7 +76,7 @@ def _through(rule, pattern: sparse.csr_array, rows: int) -> sparse.csr_array:
 
 def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
     if max([v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations]) > MAX_ENTRIES:
-        raise PatternTooLarge
+        raise PatternTooLargeError
     width = sum(fn.inputs[i].aval.size for i in wrt)
     patterns: dict[Atom, sparse.csr_array] = {}
     offset = 0
@@ -105,7 +104,7 @@ def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_arra
             if contribution is not total:  # x * x: one pattern twice
                 total = total + contribution  # on booleans, a union
         if total.nnz > MAX_ENTRIES:
-            raise PatternTooLarge
+            raise PatternTooLargeError
         patterns[eqn.output] = total.tocsr()
     found = [pattern_of(o) for o in fn.outputs]
     return [_canonical(p) if p is not None else _empty(o.aval.size, width) for p, o in zip(found, fn.outputs)]

@@ -22,8 +22,8 @@ import numpy as np
 
 from engine import backend, colouring, derivatives, interpreter, sparsity
 from engine.cache import TRANSFORMS
-from engine.ir import Function
 from engine.errors import TOO_LARGE, EngineError
+from engine.ir import Function
 from engine.limits import Limits
 
 FORMATS = ("dense", "coo", "csr")
@@ -81,7 +81,7 @@ def structure(fn: Function, wrt: tuple[int, ...], direction: str) -> Structure |
     would be too large to be worth computing (engine.sparsity.MAX_ENTRIES)."""
     try:
         pattern = sparsity.hessian_pattern(fn, wrt) if direction == HESSIAN else sparsity.jacobian_pattern(fn, wrt)
-    except sparsity.PatternTooLarge:
+    except sparsity.PatternTooLargeError:
         return None
     if direction == REVERSE:
         sharing, seeded = np.bincount(pattern.indices, minlength=pattern.shape[1]), pattern.shape[0]
@@ -98,9 +98,7 @@ def basis_size(fn: Function, wrt: tuple[int, ...], direction: str) -> int:
     return fn.output.aval.size if direction == REVERSE else sum(fn.inputs[i].aval.size for i in wrt)
 
 
-def plan(
-    fn: Function, wrt: tuple[int, ...], directions: list[str], format: str, limits: Limits | None
-) -> Sweep | None:
+def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str, limits: Limits | None) -> Sweep | None:
     """The sweep that takes fewest seed vectors among `directions` (the first wins a tie),
     dense or compressed, in batches that keep intermediates under the limit; None where that
     is the one batched dense sweep over the whole basis in a dense result (the plain path)."""

@@ -282,8 +282,11 @@ def _assessed(
         return sweep, mode, None, None
     estimate = _estimate(fn, op, positions, mode, sweep, options.format)
     detail = cost.limit_detail(estimate, limits)
-    if detail and estimate.result_elements > limits.max_result_elements and options.format == "dense" and (
-        "format" in op.options
+    if (
+        detail
+        and estimate.result_elements > limits.max_result_elements
+        and options.format == "dense"
+        and ("format" in op.options)
     ):
         detail += sweeps.sparse_advice(fn, positions, sweeps.HESSIAN if op.order == 2 else mode)
     return sweep, mode, estimate, detail

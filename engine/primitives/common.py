@@ -15,7 +15,7 @@ from engine import language
 from engine.backend import namespace
 from engine.errors import BAD_PARAM, DTYPE, SHAPE, EngineError
 from engine.ir import Atom, ShapedArray, describe, unrepresentable
-from engine.primitive import Primitive, register
+from engine.primitive import DENSE, MAX_PATTERN_ENTRIES, Primitive, register
 
 
 def primitive(
@@ -161,12 +161,14 @@ def moved_elements(impl: Callable) -> Callable:
     return rule
 
 
-def per_matrix_dependency(x: ShapedArray, core_ndim: int, out: ShapedArray, out_core_ndim: int) -> sparse.csr_array:
+def per_matrix_dependency(x: ShapedArray, core_ndim: int, out: ShapedArray, out_core_ndim: int) -> Any:
     """Each output element depends on all of the one input block its stack index broadcasts
     from: x is a stack of blocks of `core_ndim` axes, the output one of `out_core_ndim` axes
     (a matrix function: block-diagonal over the stack, dense within each matrix)."""
     stack = x.shape[: x.ndim - core_ndim]
     block = math.prod(x.shape[x.ndim - core_ndim :])
+    if out.size * block > MAX_PATTERN_ENTRIES:
+        return DENSE
     out_stack = out.shape[: out.ndim - out_core_ndim]
     out_block = math.prod(out.shape[out.ndim - out_core_ndim :])
     sources = np.broadcast_to(np.arange(math.prod(stack)).reshape(stack), out_stack).ravel()

@@ -11,7 +11,7 @@ from scipy import sparse
 from engine import language
 from engine.errors import SHAPE, EngineError
 from engine.ir import ShapedArray
-from engine.primitive import Primitive
+from engine.primitive import DENSE, MAX_PATTERN_ENTRIES, Primitive
 from engine.primitives import elementwise as ew
 from engine.primitives.broadcasting import broadcasting, lift_batch_axis, reshape, sum, unbroadcast
 from engine.primitives.common import broadcast_shapes, logical_ndim, per_matrix_dependency, primitive, same_dtype
@@ -98,6 +98,8 @@ def _matmul_dependencies(out: ShapedArray, a: ShapedArray, b: ShapedArray) -> li
     rows = a.shape[-2] if a.ndim > 1 else 1
     columns = b.shape[-1] if b.ndim > 1 else 1
     inner = a.shape[-1]
+    if out.size * inner > MAX_PATTERN_ENTRIES:
+        return [DENSE, DENSE]
     stack = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     a_labels = np.arange(a.size).reshape(*a.shape[:-2], rows, inner)
     b_labels = np.arange(b.size).reshape(*b.shape[:-2], inner, columns)

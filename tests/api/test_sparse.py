@@ -105,9 +105,10 @@ async def test_a_jacobian_past_the_intermediate_limit_is_chunked_not_refused():
 
 async def test_a_chunked_request_stops_at_its_deadline_and_the_service_goes_on():
     n = 1_000  # each of the 1,000 runs (one seed vector each) works on a 1,000 x 1,000 outer product
-    body = {"function": {"expression": "sum(tanh(outer(x, x)), axis=1) * x"}, "inputs": {"x": b64(RNG.uniform(0, 1, n))},
-            "mode": "forward", "encoding": "base64"}  # fmt: skip
-    async with serve_in_process(max_intermediate_elements=n * n, max_total_elements=10**12, deadline_seconds=1.0) as client:
+    body = {"function": {"expression": "sum(tanh(outer(x, x)), axis=1) * x"},
+            "inputs": {"x": b64(RNG.uniform(0, 1, n))}, "mode": "forward", "encoding": "base64"}  # fmt: skip
+    limits = {"max_intermediate_elements": n * n, "max_total_elements": 10**12}
+    async with serve_in_process(**limits, deadline_seconds=1.0) as client:
         started = time.monotonic()
         response = await client.post("/v1/jacobian", json=body)
         assert_problem(response, 504, "deadline-exceeded")

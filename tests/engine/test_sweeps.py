@@ -113,9 +113,7 @@ def test_blocks_of_two_inputs_are_cut_from_one_joint_derivative(format):
 
     jacobian_expression = "concatenate([x * y[0, 0], reshape(y, (6,)) * x[:6]])"
     _, answer = _compute(jacobian_expression, inputs, "jacobian", format=format)
-    expected = torch.autograd.functional.jacobian(
-        lambda x, y: torch.cat([x * y[0, 0], y.reshape(6) * x[:6]]), tensors
-    )
+    expected = torch.autograd.functional.jacobian(lambda x, y: torch.cat([x * y[0, 0], y.reshape(6) * x[:6]]), tensors)
     for name, want in zip("xy", expected):
         np.testing.assert_allclose(_dense(answer.fields["jacobian"][name], want.shape), want.numpy(), rtol=1e-12)
 

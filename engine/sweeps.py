@@ -103,8 +103,8 @@ def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str,
     dense or compressed, in batches that keep intermediates under the limit; None where that
     is the one batched dense sweep over the whole basis in a dense result (the plain path)."""
     within = _batch_within(fn, limits)
-    if within < 1:
-        return None  # the function's own arrays pass the limit: refused whatever the sweep
+    if within < 1 or not wrt:
+        return None  # nothing to differentiate, or arrays past the limit: refused whatever the sweep
     dense = [(basis_size(fn, wrt, d), False, rank, d) for rank, d in enumerate(directions)]
     structures: dict[str, Structure] = {}
     if format != "dense" or min(seeds for seeds, *_ in dense) >= PATTERN_WORTH_FROM:

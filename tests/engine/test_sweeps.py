@@ -179,3 +179,10 @@ def test_an_unknown_format_is_refused_at_its_field():
     with pytest.raises(EngineError) as refused:
         _compute("sum(x)", {"x": X}, "hessian", format="dia")
     assert refused.value.location == "/format"
+
+
+@pytest.mark.parametrize("format", sweeps.FORMATS)
+def test_no_input_differentiated_gives_no_block(format):
+    _, answer = _compute("softmax(x)", {"x": X}, "jacobian", format=format, wrt=())
+    assert answer.fields["jacobian"] == {}
+    np.testing.assert_allclose(answer.fields["value"], torch.softmax(torch.tensor(X), 0).numpy(), rtol=1e-14)

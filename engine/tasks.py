@@ -20,6 +20,9 @@ from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Operation, Options, lookup
 
+# Told how far a running task is: progress(done, total), in chunks (or colours) of its work.
+Progress = Callable[[int, int], None]
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -46,7 +49,9 @@ class Task:
     # perturbed inputs ({name: array} -> Function) to see whether it takes the same path.
     rebuild: Callable[[dict[str, np.ndarray]], Function] | None = None
 
-    def run(self, backend_name: str = "numpy") -> Answer:
+    def run(self, backend_name: str = "numpy", progress: Progress | None = None) -> Answer:
+        """The answer; `progress(done, total)` is called as the work advances (for now once,
+        `progress(1, 1)`, when it is finished)."""
         started = time.perf_counter()
         fn = self.function
         transformed = self.operation.build(fn, self.positions, self.mode, self.reduce_sum)
@@ -54,6 +59,8 @@ class Task:
         if "mode" in self.operation.options:
             fields["mode"] = self.mode
         checked = verification.verify(self, fields, backend_name) if self.verify else None
+        if progress is not None:
+            progress(1, 1)
         return Answer(fields, len(fn.equations), time.perf_counter() - started, checked)
 
 
@@ -90,12 +97,13 @@ class ProgramTask:
     options: Options
     limits: Limits = field(default=DEFAULT_LIMITS)
 
-    def run(self, backend_name: str = "numpy") -> Answer:
+    def run(self, backend_name: str = "numpy", progress: Progress | None = None) -> Answer:
+        """As `Task.run`, once the program is built (its run is not counted in `progress`)."""
         started = time.perf_counter()
         fn = frontends.from_program(self.source, self.inputs, self.limits)
         task = bind(fn, self.operation.name, self.inputs, self.extra, self.options, self.limits)
         rebuild = partial(frontends.from_program, self.source, limits=self.limits)
-        answer = replace(task, rebuild=rebuild).run(backend_name)
+        answer = replace(task, rebuild=rebuild).run(backend_name, progress)
         return replace(answer, seconds=time.perf_counter() - started)
 
 

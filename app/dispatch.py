@@ -101,7 +101,7 @@ class Dispatcher:
 
     async def product(self, handle_id: str, product: str, request: ProductRequest) -> Response:
         started = time.perf_counter()
-        linearization = self.handles.get(handle_id).linearization
+        linearization = self.handles.get(handle_id).value
         extra = operations.lookup(product).extra
         task = linearization.product(product, getattr(request, extra.name), self.limits)
         prepared = time.perf_counter()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -70,9 +70,10 @@ class Admission:
         return (lane.admitted // slots + 1) * lane.estimate_seconds
 
     @asynccontextmanager
-    async def admit(self, lane_name: str) -> AsyncIterator[Lane]:
+    async def admit(self, lane_name: str, on_admitted: Callable[[], None] | None = None) -> AsyncIterator[Lane]:
         """Hold a place in the lane while the task waits and runs; refuse at once when it
-        could not be done within the deadline, or when the count bound is reached."""
+        could not be done within the deadline, or when the count bound is reached. `on_admitted`
+        is called once the task holds its place (before it waits for a worker)."""
         lane = self.lanes[lane_name]
         admitted = sum(each.admitted for each in self.lanes.values())
         expected = self.expected_seconds(lane)
@@ -89,6 +90,8 @@ class Admission:
             )
         lane.admitted += 1
         try:
+            if on_admitted is not None:
+                on_admitted()
             if lane.name == LONG:
                 async with self._long_slots:
                     lane.running += 1

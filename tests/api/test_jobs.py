@@ -12,8 +12,10 @@ import httpx
 import numpy as np
 import pytest
 
-from app.jobs import Job
+from app.jobs import DONE, Job, JobStore
+from app.settings import Settings
 from bench.server import spawned_children
+from engine.tasks import Answer
 from tests.api.conftest import array, assert_problem, b64, serve_in_process, serving_in_thread
 from tests.api.test_responses import assert_documented
 
@@ -239,3 +241,52 @@ def test_progress_never_goes_back():
     assert (job.done, job.total) == (3, 10)
     job.advance(10, 10)
     assert (job.done, job.total) == (10, 10)
+
+
+class Steps:
+    """A task that reports each of its steps, as the engine will chunk by chunk (pickled to
+    a worker by reference: this module is importable there)."""
+
+    estimate = None
+
+    def __init__(self, steps: int, seconds: float):
+        self.steps, self.seconds = steps, seconds
+
+    def run(self, backend_name: str = "numpy", progress=None) -> Answer:
+        for step in range(1, self.steps + 1):
+            time.sleep(self.seconds)
+            if progress is not None:
+                progress(step, self.steps)
+        return Answer({"value": np.float64(self.steps)}, 0, self.steps * self.seconds)
+
+
+async def test_progress_crosses_from_the_worker_step_by_step():
+    async with serve_in_process(workers=1) as client:
+        pool = client.app.state.pool
+        seen: list[tuple[int, int]] = []
+        answer = await pool.submit(Steps(5, 0.2), progress=lambda done, total: seen.append((done, total)))
+        assert answer.fields["value"] == 5
+        assert seen[0] == (0, 1)  # the worker started it
+        assert seen[-1] == (5, 5)
+        assert {(2, 5), (3, 5), (4, 5)} & set(seen)  # seen while it ran, not only at the end
+        assert [d / t for d, t in seen] == sorted(d / t for d, t in seen)
+        assert len(pool._free_slots) == Settings().jobs_max_count  # the slot was given back
+        # Without a callback, no slot and no reports.
+        assert (await pool.submit(Steps(2, 0.01))).fields["value"] == 2
+
+
+def test_finished_jobs_are_held_to_the_byte_bound_and_unfinished_ones_are_kept():
+    now = [0.0]
+    store = JobStore(max_count=3, max_bytes=100, ttl_seconds=10, clock=lambda: now[0])
+    first, second = store.add("grad"), store.add("grad")
+    store.finish(first, DONE, b"x" * 60)
+    store.finish(second, DONE, b"y" * 60)  # over the bytes: the least recently used finished job goes
+    assert len(store) == 1 and store.bytes == 60 and store.get(second.id).value.result == b"y" * 60
+    running = [store.add("grad"), store.add("grad"), store.add("grad")]  # the third evicts second
+    assert len(store) == 3 and store.bytes == 0
+    with pytest.raises(Exception) as full:  # all unfinished: nothing may go
+        store.add("grad")
+    assert getattr(full.value, "kind", None) == "overloaded" and full.value.retry_after >= 1
+    assert all(store.get(entry.id).value.state == "queued" for entry in running)
+    now[0] += 1e9  # unfinished jobs never expire
+    assert all(store.get(entry.id) for entry in running)

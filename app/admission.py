@@ -8,6 +8,10 @@ free for short work. Each lane keeps a moving estimate of how long its tasks tak
 request is admitted while the wait ahead of it plus its own work fits the deadline, and
 refused (503) with a Retry-After computed from that estimate past it. The count of admitted
 requests is bounded too, as a bound on memory, not as the admission rule.
+
+Jobs (`app.jobs`) are admitted by the same rule, but their times are not observed: a job is
+long by design (its deadline is job_deadline_seconds), and one would move the estimate so far
+that synchronous requests were refused for a while after it.
 """
 
 from __future__ import annotations

@@ -63,8 +63,9 @@ class Pool(Protocol):
         admitted: Callable[[], None] | None = None,
     ) -> Answer:
         """The task's answer. `progress(done, total)` is called as it advances (in this
-        process's event loop); `deadline_seconds` replaces the pool's deadline (a job's);
-        `admitted` is called once admission let the task in (a refusal raises before)."""
+        process's event loop); `deadline_seconds` replaces the pool's deadline (a job's, whose
+        time then moves no lane's estimate); `admitted` is called once admission let the task
+        in (a refusal raises before it)."""
         ...
 
     def stats(self) -> PoolStats: ...
@@ -138,12 +139,14 @@ class LocalPool:
                 except BrokenProcessPool:
                     raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
             except DeadlineExceededError:
-                lane.observe(seconds)
+                if deadline_seconds is None:
+                    lane.observe(seconds)
                 raise
             finally:
                 if slot is not None:
                     self._free_slots.append(slot)
-            lane.observe(answer.seconds)
+            if deadline_seconds is None:  # a job's time is not a request's: see app.admission
+                lane.observe(answer.seconds)
             if progress is not None and slot is None:
                 progress(1, 1)  # no slot was free: coarse progress
             return answer

@@ -128,11 +128,13 @@ class RayPool:
                     except _DiedIdleError:
                         raise WorkerCrashedError("two workers died before they could start this request") from None
             except DeadlineExceededError:
-                lane.observe(seconds)
+                if deadline_seconds is None:
+                    lane.observe(seconds)
                 raise
             finally:
                 self._admitted -= 1
-            lane.observe(answer.seconds)
+            if deadline_seconds is None:  # a job's time is not a request's: see app.admission
+                lane.observe(answer.seconds)
             if progress is not None:
                 progress(1, 1)
             return answer

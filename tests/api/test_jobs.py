@@ -135,6 +135,8 @@ async def test_a_job_past_its_deadline_fails_with_the_endpoints_problem():
         problem = job["problem"]
         assert problem["type"].endswith("/deadline-exceeded") and problem["status"] == 504
         assert "1.5 s" in problem["detail"]
+        # A job's time is not a request's: synchronous admission's estimate did not take it.
+        assert client.app.state.pool._admission.lanes["long"].estimate_seconds < 0.5
 
 
 async def test_a_job_whose_function_fails_in_the_worker_reports_the_problem(asgi_client):

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 
 from app import jobs, schemas
 from app.deps import DispatcherDep
@@ -24,7 +25,7 @@ class JobBody:
 
     def validate(self, document: Any, values: Any = None, *, loc: tuple = ()) -> tuple[Any, list | None]:
         operation = document.get("operation") if isinstance(document, dict) else None
-        if operation not in self._adapters:
+        if not isinstance(operation, str) or operation not in self._adapters:
             if isinstance(document, dict) and "operation" not in document:
                 error = {"type": "missing", "loc": (*loc, "operation"), "msg": "Field required", "input": document}
             elif isinstance(document, dict):
@@ -43,6 +44,14 @@ class JobBody:
 class JobsRoute(OrjsonRoute):
     def body_model(self) -> Any:
         return None if self.body_field is None else JobBody()
+
+    async def handle(self, scope, receive, send) -> None:
+        # GET and DELETE /v1/jobs/{id} are two routes: a 405 lists the methods of both, not
+        # only those of the first one matched (Starlette's own Allow).
+        if self.methods and scope["method"] not in self.methods:
+            allowed = {m for route in router.routes if route.path == self.path for m in route.methods}
+            raise HTTPException(status_code=405, headers={"Allow": ", ".join(sorted(allowed))})
+        await super().handle(scope, receive, send)
 
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JobsRoute)

@@ -154,6 +154,8 @@ async def test_a_job_whose_function_fails_in_the_worker_reports_the_problem(asgi
 async def test_an_unknown_job_is_a_404_problem(asgi_client):
     assert_problem(await asgi_client.get("/v1/jobs/no-such-job"), 404, "job-not-found")
     assert_problem(await asgi_client.delete("/v1/jobs/no-such-job"), 404, "job-not-found")
+    refused = assert_problem(await asgi_client.put("/v1/jobs/no-such-job"), 405, "method-not-allowed")
+    assert refused and (await asgi_client.put("/v1/jobs/x")).headers["allow"] == "DELETE, GET"
 
 
 async def test_a_finished_job_expires():
@@ -227,6 +229,7 @@ async def test_a_bad_body_is_the_endpoints_problem(asgi_client, body):
     [
         ({"function": {"expression": "x"}}, "required"),
         ({"operation": "gradient", "function": {"expression": "x"}}, "one of"),
+        ({"operation": {}, "function": {"expression": "x"}}, "one of"),
     ],
 )
 async def test_the_operation_must_be_named(asgi_client, body, detail):

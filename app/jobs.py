@@ -27,12 +27,13 @@ from fastapi.responses import Response
 
 from app import problems
 from app.errors import OverloadedError, ServiceError
+from app.schemas import JOB_STATES
 from app.store import Entry, Store, shown_id, timestamp_text
 from engine.errors import EngineError
 
 log = logging.getLogger("gradserve.jobs")
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = JOB_STATES
 FINISHED = (DONE, FAILED, CANCELLED)
 # When the store is full of unfinished jobs: a guess at when one will have finished.
 FULL_RETRY_AFTER_SECONDS = 5

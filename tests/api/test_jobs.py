@@ -121,6 +121,7 @@ async def test_cancelling_a_running_job_frees_its_worker():
         response = await client.post("/v1/grad", json=TWO_DOT)
         assert response.status_code == 200, response.text
         assert time.monotonic() - began < 15  # the replacement worker's start, not a deadline
+        assert 'gradserve_jobs{state="cancelled"} 1.0' in (await client.get("/metrics")).text
         assert response.json()["gradient"]["x"] == [0.0, 4.0, 8.0, 12.0]
         assert worker not in spawned_children(os.getpid())
 

@@ -8,13 +8,17 @@ free for short work. Each lane keeps a moving estimate of how long its tasks tak
 request is admitted while the wait ahead of it plus its own work fits the deadline, and
 refused (503) with a Retry-After computed from that estimate past it. The count of admitted
 requests is bounded too, as a bound on memory, not as the admission rule.
+
+Jobs (`app.jobs`) are admitted by the same rule, but their times are not observed: a job is
+long by design (its deadline is job_deadline_seconds), and one would move the estimate so far
+that synchronous requests were refused for a while after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -70,9 +74,10 @@ class Admission:
         return (lane.admitted // slots + 1) * lane.estimate_seconds
 
     @asynccontextmanager
-    async def admit(self, lane_name: str) -> AsyncIterator[Lane]:
+    async def admit(self, lane_name: str, on_admitted: Callable[[], None] | None = None) -> AsyncIterator[Lane]:
         """Hold a place in the lane while the task waits and runs; refuse at once when it
-        could not be done within the deadline, or when the count bound is reached."""
+        could not be done within the deadline, or when the count bound is reached. `on_admitted`
+        is called once the task holds its place (before it waits for a worker)."""
         lane = self.lanes[lane_name]
         admitted = sum(each.admitted for each in self.lanes.values())
         expected = self.expected_seconds(lane)
@@ -89,6 +94,8 @@ class Admission:
             )
         lane.admitted += 1
         try:
+            if on_admitted is not None:
+                on_admitted()
             if lane.name == LONG:
                 async with self._long_slots:
                     lane.running += 1

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from app import arrays, tracing
 from app.admission import LONG, SHORT, Gate
 from app.handles import HandleStore
+from app.jobs import DONE, Job, JobStore
 from app.pool import Pool
 from app.schemas import (
     DerivativeFormulaRequest,
@@ -30,6 +31,7 @@ from app.schemas import (
     ValidateRequest,
 )
 from app.settings import Settings
+from app.store import Entry
 from engine import boundary, formula, linearize, operations, tasks
 from engine import trace as engine_trace
 from engine.frontends.inputs import aval_of
@@ -55,6 +57,7 @@ class Dispatcher:
         self.device = "gpu" if settings.backend == "cupy" else "cpu"
         self.inline_answers = 0  # requests computed in this process, not in a worker
         self.handles = HandleStore(settings.handles_max_count, settings.handles_max_bytes, settings.handles_ttl_seconds)
+        self.jobs = JobStore(settings.jobs_max_count, settings.jobs_max_bytes, settings.jobs_ttl_seconds)
         # Preparing is CPU work in this process: bounded like the pool's, and large functions
         # one at a time, so that a flood of them cannot hold up small requests (or validate).
         waiting = settings.workers + settings.queue_size
@@ -76,6 +79,31 @@ class Dispatcher:
         if answer is None:
             answer = await self.pool.submit(task)
         return self._respond(answer, request.encoding, started, prepared)
+
+    async def start_job(self, operation: str, request: FunctionRequest) -> Entry[Job]:
+        """Prepare and admit as `compute` does (their refusals are answered at once), then
+        compute in a task of the job's own, which outlives the request that made it."""
+        started = time.perf_counter()
+        task, answer = await self._prepared(request.function, lambda: self._prepare_small_inline(operation, request))
+        prepared = time.perf_counter()
+        entry = self.jobs.add(operation)
+        if answer is not None:
+            self.jobs.finish(entry, DONE, bytes(self._respond(answer, request.encoding, started, prepared).body))
+            return entry
+
+        async def compute(admitted: Callable[[], None]) -> bytes:
+            answer = await self.pool.submit(
+                task, progress=entry.value.advance, deadline_seconds=self.settings.job_deadline_seconds,
+                admitted=admitted,
+            )  # fmt: skip
+            return bytes(self._respond(answer, request.encoding, started, prepared).body)
+
+        admitted = self.jobs.start(entry, compute)
+        running = entry.value.task
+        await asyncio.wait([admitted, running], return_when=asyncio.FIRST_COMPLETED)
+        if not admitted.done() and running.done() and not running.cancelled() and running.exception():
+            raise running.exception()  # refused by admission: the job was dropped
+        return entry
 
     async def trace(self, request: TraceRequest) -> Response:
         started = time.perf_counter()
@@ -101,7 +129,7 @@ class Dispatcher:
 
     async def product(self, handle_id: str, product: str, request: ProductRequest) -> Response:
         started = time.perf_counter()
-        linearization = self.handles.get(handle_id).linearization
+        linearization = self.handles.get(handle_id).value
         extra = operations.lookup(product).extra
         task = linearization.product(product, getattr(request, extra.name), self.limits)
         prepared = time.perf_counter()

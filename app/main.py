@@ -15,7 +15,7 @@ from app.bodies import BodyReader
 from app.dispatch import Dispatcher
 from app.metrics import Metrics
 from app.pool import LocalPool, Pool
-from app.routes import catalogue, compute, docs, formula, health, linearize, playground, trace
+from app.routes import catalogue, compute, docs, formula, health, jobs, linearize, playground, trace
 from app.schemas import Problem
 from app.settings import Settings
 from engine import backend
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.start()
             yield
         finally:
+            await dispatcher.jobs.cancel_all()
             pool.close()
 
     app = FastAPI(
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.bodies = BodyReader(settings.limits(), settings.max_body_bytes)
     problems.install(app)
     middleware.install(app, metrics, settings)
-    for module in (compute, trace, linearize, formula, catalogue, health):
+    for module in (compute, jobs, trace, linearize, formula, catalogue, health):
         app.include_router(module.router)
     if settings.metrics_port is None:
         app.include_router(health.metrics_router)

@@ -5,6 +5,7 @@ Each app has its own registry, so several apps in one process (the tests) do not
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -12,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app.dispatch import Dispatcher
 from app.pool import Pool
+from app.schemas import JOB_STATES
 from engine.boundary import BUILT
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -45,7 +47,8 @@ class _PoolCollector:
 
 
 class _DispatchCollector:
-    """Where requests were computed, and how often a built function was found in the cache."""
+    """Where requests were computed, how often a built function was found in the cache, and
+    the jobs kept, by state."""
 
     def __init__(self, dispatcher: Dispatcher):
         self.dispatcher = dispatcher
@@ -60,7 +63,11 @@ class _DispatchCollector:
         )
         cache.add_metric(["hit"], BUILT.hits)
         cache.add_metric(["miss"], BUILT.misses)
-        yield from (inline, cache)
+        jobs = GaugeMetricFamily("gradserve_jobs", "Jobs kept, by state", labels=["state"])
+        states = collections.Counter(job.state for job in self.dispatcher.jobs.values())
+        for state in JOB_STATES:
+            jobs.add_metric([state], states[state])
+        yield from (inline, cache, jobs)
 
 
 class Metrics:

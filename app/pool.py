@@ -6,6 +6,12 @@ has a deadline counted from admission: a task still queued then is dropped, a ru
 its worker killed and replaced (504). A worker that dies (segfault, os._exit, the OOM killer)
 fails only the task it was running (500); queued tasks go to its replacement. Workers are
 spawned, not forked, so that a GPU worker can own its CUDA context.
+
+A task submitted with a `progress` callback (a job's, `app.jobs`) reports how far it is: the
+pool lends it a slot of two int64 counters (done, total) in memory shared with the workers,
+which the worker writes as the engine calls its `progress(done, total)` and this process reads
+a few times a second, calling the callback when they changed. Tasks without one (synchronous
+requests) take no slot and pay nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import logging
 import multiprocessing
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -25,10 +32,13 @@ from app import worker
 from app.admission import LONG, SHORT, Admission
 from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
 from app.settings import Settings
-from engine.tasks import Answer, ProgramTask, Task
+from engine.tasks import Answer, ProgramTask, Progress, Task
 from engine.trace import TraceTask
 
 log = logging.getLogger("gradserve.pool")
+
+# How often a job's progress counters are read while it runs.
+PROGRESS_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,19 @@ class PoolStats:
 class Pool(Protocol):
     async def start(self) -> None: ...
 
-    async def submit(self, task: Task | ProgramTask | TraceTask) -> Answer: ...
+    async def submit(
+        self,
+        task: Task | ProgramTask | TraceTask,
+        *,
+        progress: Progress | None = None,
+        deadline_seconds: float | None = None,
+        admitted: Callable[[], None] | None = None,
+    ) -> Answer:
+        """The task's answer. `progress(done, total)` is called as it advances (in this
+        process's event loop); `deadline_seconds` replaces the pool's deadline (a job's, whose
+        time then moves no lane's estimate); `admitted` is called once admission let the task
+        in (a refusal raises before it)."""
+        ...
 
     def stats(self) -> PoolStats: ...
 
@@ -60,13 +82,17 @@ class LocalPool:
         self.deadline = settings.deadline_seconds
         self.long_work_operations = settings.long_work_operations
         self.long_work_elements = settings.long_work_elements
+        context = multiprocessing.get_context("spawn")
+        # (done, total) per slot; a job holds one while it runs, and jobs are at most jobs_max_count.
+        self._counters = context.RawArray("q", 2 * settings.jobs_max_count)
+        self._free_slots = list(range(settings.jobs_max_count))
         self._options = dict(
             max_workers=settings.workers,
             max_tasks=settings.max_tasks_per_child,
             initializer=worker.initialize,
             initargs=(settings.backend, settings.worker_threads, settings.worker_memory_bytes,
-                      settings.worker_cache_bytes),
-            context=multiprocessing.get_context("spawn"),
+                      settings.worker_cache_bytes, self._counters),
+            context=context,
         )  # fmt: skip
         self._pool = ProcessPool(**self._options)
         self._admission: Admission | None = None  # made in start(): its semaphore belongs to the running loop
@@ -89,37 +115,83 @@ class LocalPool:
         large = task.estimate.operations > self.long_work_operations
         return LONG if large or task.estimate.total_intermediate > self.long_work_elements else SHORT
 
-    async def submit(self, task: Task | ProgramTask | TraceTask) -> Answer:
+    async def submit(
+        self,
+        task: Task | ProgramTask | TraceTask,
+        *,
+        progress: Progress | None = None,
+        deadline_seconds: float | None = None,
+        admitted: Callable[[], None] | None = None,
+    ) -> Answer:
         if self._admission is None:
             raise NotReadyError("the worker pool is starting", retry_after=1)
-        async with self._admission.admit(self.lane_of(task)) as lane:
-            deadline = asyncio.get_running_loop().time() + self.deadline
+        seconds = deadline_seconds or self.deadline
+        async with self._admission.admit(self.lane_of(task), admitted) as lane:
+            deadline = asyncio.get_running_loop().time() + seconds
+            slot = self._free_slots.pop() if progress is not None and self._free_slots else None
             try:
-                answer = await self._run(task, deadline)
+                answer = await self._run(task, deadline, seconds, slot, progress)
             except BrokenProcessPool:
                 # pebble breaks the whole pool when a worker dies while no task is running, and fails
                 # the tasks only queued then: this one never ran, so it runs again, on a fresh pool.
                 try:
-                    answer = await self._run(task, deadline)
+                    answer = await self._run(task, deadline, seconds, slot, progress)
                 except BrokenProcessPool:
                     raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
             except DeadlineExceededError:
-                lane.observe(self.deadline)
+                if deadline_seconds is None:
+                    lane.observe(seconds)
                 raise
-            lane.observe(answer.seconds)
+            finally:
+                if slot is not None:
+                    self._free_slots.append(slot)
+            if deadline_seconds is None:  # a job's time is not a request's: see app.admission
+                lane.observe(answer.seconds)
+            if progress is not None and slot is None:
+                progress(1, 1)  # no slot was free: coarse progress
             return answer
 
-    async def _run(self, task: Task | ProgramTask | TraceTask, deadline: float) -> Answer:
+    async def _run(
+        self, task: Task | ProgramTask | TraceTask, deadline: float, seconds: float, slot: int | None,
+        progress: Progress | None,
+    ) -> Answer:  # fmt: skip
+        if slot is not None:
+            self._counters[2 * slot] = self._counters[2 * slot + 1] = 0
         # pebble's own timeout (counted from when a worker starts the task) backs up the deadline.
-        future = self._live_pool().schedule(worker.run, args=(task,), timeout=self.deadline)
+        future = self._live_pool().schedule(worker.run, args=(task, slot), timeout=seconds)
         self._admitted.add(future)
+        reader = None if slot is None else asyncio.create_task(self._read_progress(future, slot, progress))
         try:
-            return await self._result(future, deadline - asyncio.get_running_loop().time())
+            return await self._result(future, deadline - asyncio.get_running_loop().time(), seconds)
         finally:
             self._admitted.discard(future)
             future.cancel()  # a no-op when done; stops the worker if the request itself was cancelled
+            if reader is not None:
+                reader.cancel()
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    self._report(slot, progress, (0, 0))
 
-    async def _result(self, future: ProcessFuture, timeout: float) -> Answer:
+    async def _read_progress(self, future: ProcessFuture, slot: int, progress: Progress) -> None:
+        """Call `progress` when a worker starts the task (0 of 1), then whenever the slot's
+        counters change, until cancelled."""
+        seen = (0, 0)
+        while True:
+            await asyncio.sleep(PROGRESS_POLL_SECONDS)
+            if seen == (0, 0) and future.running():
+                progress(0, 1)
+                seen = (0, 1)
+            seen = self._report(slot, progress, seen)
+
+    def _report(self, slot: int, progress: Progress, seen: tuple[int, int]) -> tuple[int, int]:
+        # The worker writes total, then done: read done first, so that done never runs ahead.
+        done = self._counters[2 * slot]
+        total = self._counters[2 * slot + 1]
+        if total > 0 and (done, total) != seen:
+            progress(done, total)
+            return done, total
+        return seen
+
+    async def _result(self, future: ProcessFuture, timeout: float, seconds: float) -> Answer:
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), max(timeout, 0))
         except TimeoutError:
@@ -127,7 +199,7 @@ class LocalPool:
                 self.restarts["deadline"] += 1
             future.cancel()  # pebble stops a running task's worker and starts another
             raise DeadlineExceededError(
-                f"the computation did not finish within the deadline of {self.deadline:g} s and was stopped; "
+                f"the computation did not finish within the deadline of {seconds:g} s and was stopped; "
                 "make the arrays smaller or the function cheaper"
             ) from None
         except ProcessExpired as error:

@@ -9,8 +9,9 @@ with hyphens whichever side finds it:
 - invalid-request (422, the request does not fit the schema, or gives a key twice),
   malformed-json (400, or compressed data that does not inflate), unsupported-media-type (415,
   a body that is not JSON, or compressed otherwise than with gzip or deflate), too-large (413),
-  not-found (404), method-not-allowed (405), overloaded (503 with Retry-After), not-ready
-  (503), deadline-exceeded (504: the worker was stopped and replaced), worker-crashed (500),
+  not-found (404), handle-not-found and job-not-found (404: expired, or never made),
+  method-not-allowed (405), overloaded (503 with Retry-After), not-ready (503),
+  deadline-exceeded (504: the worker was stopped and replaced), worker-crashed (500),
   internal (500, never with a traceback), malformed-http (400: bytes that are not an HTTP
   request, answered by the server's protocol in app.server);
 - the security options' kinds: unauthorized (401 with WWW-Authenticate), rate-limited (429
@@ -102,6 +103,13 @@ def engine_problem(error: EngineError) -> Response:
     return problem(422, kind, _ENGINE_TITLES.get(error.kind, "Invalid function"), error.message, error.location)
 
 
+def error_problem(error: ServiceError | EngineError) -> Response:
+    """The problem an error raised while computing is answered with."""
+    if isinstance(error, EngineError):
+        return engine_problem(error)
+    return problem(error.status, error.kind, error.title, error.detail, error.location, headers=error.headers)
+
+
 def json_pointer(loc: tuple[Any, ...]) -> str:
     """A pydantic error location, ("body", "inputs", "x"), as a JSON pointer: /inputs/x."""
     return pointer(*(loc[1:] if loc and loc[0] == "body" else loc))
@@ -141,19 +149,15 @@ def _http_problem(request: Request, error: HTTPException) -> Response:
     return problem(error.status_code, kind, title, detail, headers=error.headers)
 
 
-def _service_problem(request: Request, error: ServiceError) -> Response:
-    return problem(error.status, error.kind, error.title, error.detail, error.location, headers=error.headers)
-
-
-def _engine_problem(request: Request, error: EngineError) -> Response:
-    return engine_problem(error)
+def _error_problem(request: Request, error: ServiceError | EngineError) -> Response:
+    return error_problem(error)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(HTTPException, _http_problem)
-    app.add_exception_handler(ServiceError, _service_problem)
-    app.add_exception_handler(EngineError, _engine_problem)
+    app.add_exception_handler(ServiceError, _error_problem)
+    app.add_exception_handler(EngineError, _error_problem)
 
 
 def problem_response_doc(description: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import ray
@@ -31,7 +31,7 @@ from app.admission import Admission
 from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
 from app.pool import LocalPool, PoolStats
 from app.settings import Settings
-from engine.tasks import Answer, ProgramTask, Task
+from engine.tasks import Answer, ProgramTask, Progress, Task
 
 log = logging.getLogger("gradserve.pool")
 
@@ -101,38 +101,54 @@ class RayPool:
             self._idle.put_nowait(actor)
         self._ready = True
 
-    async def submit(self, task: Task | ProgramTask) -> Answer:
+    async def submit(
+        self,
+        task: Task | ProgramTask,
+        *,
+        progress: Progress | None = None,
+        deadline_seconds: float | None = None,
+        admitted: Callable[[], None] | None = None,
+    ) -> Answer:
+        """As `LocalPool.submit`; progress is coarse here (called once, when the task is done),
+        and a cancelled task's actor is killed and replaced."""
         if self._admission is None:
             raise NotReadyError("the worker pool is starting", retry_after=1)
-        async with self._admission.admit(self.lane_of(task)) as lane:
-            deadline = asyncio.get_running_loop().time() + self.deadline
+        seconds = deadline_seconds or self.deadline
+        async with self._admission.admit(self.lane_of(task), admitted) as lane:
+            deadline = asyncio.get_running_loop().time() + seconds
             self._admitted += 1
             try:
                 task_ref = await asyncio.to_thread(ray.put, task)
                 try:
-                    answer = await self._run(task_ref, deadline)
+                    answer = await self._run(task_ref, deadline, seconds, progress)
                 except _DiedIdleError:
                     # Its actor had died idle; the replacement is in the queue now.
                     try:
-                        answer = await self._run(task_ref, deadline)
+                        answer = await self._run(task_ref, deadline, seconds, progress)
                     except _DiedIdleError:
                         raise WorkerCrashedError("two workers died before they could start this request") from None
             except DeadlineExceededError:
-                lane.observe(self.deadline)
+                if deadline_seconds is None:
+                    lane.observe(seconds)
                 raise
             finally:
                 self._admitted -= 1
-            lane.observe(answer.seconds)
+            if deadline_seconds is None:  # a job's time is not a request's: see app.admission
+                lane.observe(answer.seconds)
+            if progress is not None:
+                progress(1, 1)
             return answer
 
-    async def _run(self, task_ref: ray.ObjectRef, deadline: float) -> Answer:
+    async def _run(
+        self, task_ref: ray.ObjectRef, deadline: float, seconds: float, progress: Progress | None = None
+    ) -> Answer:
         """The task on the first idle actor, which goes back to the queue after, or is replaced
         when it died, overran the deadline or was left computing for a cancelled request."""
         try:
             async with asyncio.timeout_at(deadline):
                 actor = await self._idle.get()
         except TimeoutError:
-            raise self._deadline_exceeded() from None
+            raise self._deadline_exceeded(seconds) from None
         stream = actor.run.remote(task_ref)
         started = healthy = False
         try:
@@ -140,6 +156,8 @@ class RayPool:
                 await _next_value(stream)
                 started = True
                 self._busy += 1
+                if progress is not None:
+                    progress(0, 1)
                 answer = await _next_value(stream)
             healthy = True
             return answer
@@ -156,7 +174,7 @@ class RayPool:
             ) from None
         except TimeoutError:
             self.restarts["deadline"] += 1
-            raise self._deadline_exceeded() from None
+            raise self._deadline_exceeded(seconds) from None
         finally:
             if started:
                 self._busy -= 1
@@ -165,9 +183,9 @@ class RayPool:
             else:
                 self._replace(actor)
 
-    def _deadline_exceeded(self) -> DeadlineExceededError:
+    def _deadline_exceeded(self, seconds: float) -> DeadlineExceededError:
         return DeadlineExceededError(
-            f"the computation did not finish within the deadline of {self.deadline:g} s and was stopped; "
+            f"the computation did not finish within the deadline of {seconds:g} s and was stopped; "
             "make the arrays smaller or the function cheaper"
         )
 

@@ -25,9 +25,13 @@ class OrjsonRequest(Request):
 
 
 class OrjsonRoute(APIRoute):
+    def body_model(self) -> Any:
+        """What validates the body: FastAPI's field of the endpoint's body model."""
+        return self.body_field
+
     def get_route_handler(self):
         handler = super().get_route_handler()
-        model = self.body_field
+        model = self.body_model()
 
         async def handle(request: Request):
             request = OrjsonRequest(request.scope, request.receive)

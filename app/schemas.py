@@ -520,3 +520,44 @@ class Problem(ResponseModel):
     )
     errors: list[ProblemError] | None = Field(None, description="every validation error, when there are several")
     request_id: str | None = Field(None, description="the request's id, as in the X-Request-ID response header")
+
+
+# ---- jobs (/v1/jobs): an operation's request, run by the service and polled ----
+
+
+def _job_request_model(op: operations.Operation) -> type[ComputeRequest]:
+    operation = (Literal[op.name], Field(description="the operation; the other fields are its endpoint's request"))
+    return create_model(f"{op.name.capitalize()}JobRequest", __base__=REQUESTS[op.name], operation=operation)
+
+
+JOB_REQUESTS: dict[str, type[ComputeRequest]] = {
+    name: _job_request_model(op) for name, op in operations.OPERATIONS.items()
+}
+JobRequest = Annotated[Union[tuple(JOB_REQUESTS.values())], Field(discriminator="operation")]  # noqa: UP007
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class JobProgress(ResponseModel):
+    done: int = Field(description="chunks (or colours) of the work done")
+    total: int = Field(description="chunks of the work in all (1 until the engine says more)")
+
+
+class JobLinks(ResponseModel):
+    self: str = Field(description="where to poll (GET) or cancel (DELETE) the job")
+
+
+class JobResponse(ResponseModel):
+    id: str
+    operation: Literal[tuple(operations.OPERATIONS)]
+    state: Literal[JOB_STATES] = Field(
+        description="queued (waiting for admission or a worker), running, done, failed or cancelled"
+    )
+    progress: JobProgress = Field(description="non-decreasing; done == total when done")
+    created_at: str = Field(description="when the job was made (ISO 8601, UTC)")
+    finished_at: str | None = Field(None, description="when it finished (done, failed or cancelled)")
+    expires_at: str | None = Field(None, description="when a finished job is forgotten; then 404")
+    result: Union[tuple(RESPONSES.values())] | None = Field(  # noqa: UP007
+        None, description="when done: the body the operation's own endpoint would have answered, in its encoding"
+    )
+    problem: Problem | None = Field(None, description="when failed: the problem the endpoint would have answered")
+    links: JobLinks

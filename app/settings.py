@@ -78,6 +78,24 @@ class Settings(BaseSettings):
     )
     handles_ttl_seconds: float = Field(600, gt=0, description="how long a linearize handle lives after it is made")
 
+    # Jobs (POST /v1/jobs): long work run by the service, polled by the client.
+    jobs_max_count: int = Field(
+        100,
+        ge=1,
+        description="jobs kept at once; finished ones are evicted oldest first, and when all are "
+        "unfinished a new job is refused (503)",
+    )
+    jobs_max_bytes: int = Field(
+        1 << 30, ge=1, description="bytes of finished jobs' answers kept at once (the least recently read out)"
+    )
+    jobs_ttl_seconds: float = Field(600, gt=0, description="how long a finished job is kept after it finished")
+    job_deadline_seconds: float = Field(
+        100.0,
+        gt=0,
+        description="time a job may take from admission to its result (the deadline of synchronous "
+        "requests is deadline_seconds)",
+    )
+
     # Sizes, checked before anything is allocated where shapes allow (413 past them).
     max_body_bytes: int = Field(32 << 20, ge=1, description="request body size")
     max_array_elements: int = Field(4_000_000, ge=1, description="elements of any one array in a request")

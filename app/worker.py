@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import resource
+from functools import partial
+from typing import Any
 
 import threadpoolctl
 
@@ -19,14 +21,17 @@ from engine.trace import TraceTask
 
 # The array namespace this process computes on, set once by `initialize`.
 _backend_name = "numpy"
+# The pool's progress counters, (done, total) per slot, shared with the API process.
+_counters: Any = None
 
 
-def initialize(backend_name: str, threads: int, memory_bytes: int, cache_bytes: int) -> None:
+def initialize(backend_name: str, threads: int, memory_bytes: int, cache_bytes: int, counters: Any = None) -> None:
     """Runs once in each new worker: load the backend, size BLAS's thread pool and the cache
     of transformed functions, and cap the address space so that a runaway allocation raises
     MemoryError here instead of bringing the machine down (not on a GPU, whose driver maps far
     more address space than it uses)."""
-    global _backend_name
+    global _backend_name, _counters
+    _counters = counters
     threadpoolctl.threadpool_limits(limits=threads)
     TRANSFORMS.max_bytes = cache_bytes
     if memory_bytes and backend_name == "numpy":
@@ -40,10 +45,19 @@ def ping() -> int:
     return os.getpid()
 
 
-def run(task: Task | ProgramTask | TraceTask) -> Answer:
+def run(task: Task | ProgramTask | TraceTask, slot: int | None = None) -> Answer:
+    """The task's answer; with a `slot`, its progress is written to the slot's counters."""
     try:
-        return task.run(_backend_name)
+        if slot is None or _counters is None:
+            return task.run(_backend_name)
+        return task.run(_backend_name, partial(_write_progress, slot))
     except MemoryError:
         raise EngineError(
             TOO_LARGE, "the computation ran out of the worker's memory; make the arrays smaller"
         ) from None
+
+
+def _write_progress(slot: int, done: int, total: int) -> None:
+    # total first: the reader reads done first, so what it sees never has done past total.
+    _counters[2 * slot + 1] = total
+    _counters[2 * slot] = done

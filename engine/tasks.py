@@ -20,6 +20,9 @@ from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Operation, Options, lookup
 
+# Told how far a running task is: progress(done, total), in chunks (or colours) of its work.
+Progress = Callable[[int, int], None]
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -49,8 +52,9 @@ class Task:
     sweep: sweeps.Sweep | None = None  # a Jacobian or Hessian not swept in one dense batch
     format: str = "dense"
 
-    def run(self, backend_name: str = "numpy", progress: Callable[[int, int], None] | None = None) -> Answer:
-        """The answer; `progress(done, total)` is told of each run of a chunked or compressed sweep."""
+    def run(self, backend_name: str = "numpy", progress: Progress | None = None) -> Answer:
+        """The answer; `progress(done, total)` is called as the work advances: after each run
+        of a chunked or compressed sweep, else once when it is finished."""
         started = time.perf_counter()
         fn = self.function
         if self.sweep is None:
@@ -64,6 +68,8 @@ class Task:
         if "mode" in self.operation.options:
             fields["mode"] = self.mode
         checked = verification.verify(self, fields, backend_name) if self.verify else None
+        if progress is not None and self.sweep is None:
+            progress(1, 1)
         report = None if self.sweep is None else self.sweep.report()
         return Answer(fields, len(fn.equations), time.perf_counter() - started, checked, report)
 
@@ -101,12 +107,13 @@ class ProgramTask:
     options: Options
     limits: Limits = field(default=DEFAULT_LIMITS)
 
-    def run(self, backend_name: str = "numpy") -> Answer:
+    def run(self, backend_name: str = "numpy", progress: Progress | None = None) -> Answer:
+        """As `Task.run`, once the program is built (its run is not counted in `progress`)."""
         started = time.perf_counter()
         fn = frontends.from_program(self.source, self.inputs, self.limits)
         task = bind(fn, self.operation.name, self.inputs, self.extra, self.options, self.limits)
         rebuild = partial(frontends.from_program, self.source, limits=self.limits)
-        answer = replace(task, rebuild=rebuild).run(backend_name)
+        answer = replace(task, rebuild=rebuild).run(backend_name, progress)
         return replace(answer, seconds=time.perf_counter() - started)
 
 

@@ -27,7 +27,7 @@ from engine.ir import Function, Literal, Var
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, Options
 from engine.primitives.broadcasting import broadcast_to
-from engine.tasks import Answer, ProgramTask, Task, bind
+from engine.tasks import Answer, ProgramTask, Progress, Task, bind
 from engine.tracing import building
 from engine.transforms import vjp_call
 
@@ -226,7 +226,7 @@ class TraceTask:
         """The static cost, for admission; None for a program, whose shapes are known when it runs."""
         return self.prepared.estimate if isinstance(self.prepared, Task) else None
 
-    def run(self, backend_name: str = "numpy") -> Answer:
+    def run(self, backend_name: str = "numpy", progress: Progress | None = None) -> Answer:
         started = time.perf_counter()
         task = self.prepared
         if isinstance(task, ProgramTask):
@@ -236,6 +236,8 @@ class TraceTask:
         traced = trace(task.function, task.arguments, task.positions, task.reduce_sum, self.summarize_above,
                        backend_name)  # fmt: skip
         fields = {"value": traced.value, "output": traced.output, "nodes": traced.nodes, "dot": traced.dot}
+        if progress is not None:
+            progress(1, 1)
         return Answer(fields, len(task.function.equations), time.perf_counter() - started)
 
 

@@ -16,6 +16,7 @@ import ray
 from app import examples
 from engine.boundary import prepare
 from tests.api.conftest import array, assert_problem, b64, serve_in_process
+from tests.api.test_jobs import poll, until_state
 from tests.api.test_pool import ENDLESS_STEPS, FOREVER, THROUGH_THE_POOL, TWO_DOT, assert_serves, restarts, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.ray]
@@ -113,6 +114,22 @@ async def test_a_full_pool_answers_503_with_retry_after():
 
         assert_problem(await running, 504, "deadline-exceeded")
         await assert_serves(client)
+
+
+async def test_a_job_on_ray_is_done_and_one_cancelled_frees_its_actor():
+    async with serve_on_ray(workers=1, max_steps=ENDLESS_STEPS) as client:
+        done = await client.post("/v1/jobs", json={"operation": "grad", **TWO_DOT})
+        job, seen = await poll(client, done.headers["location"])
+        assert job["state"] == "done" and seen[-1] == (1, 1)
+        assert job["result"]["gradient"]["x"] == [0.0, 4.0, 8.0, 12.0]
+
+        (actor,) = actor_pids()
+        started = await client.post("/v1/jobs", json={"operation": "evaluate", **FOREVER})
+        await until_state(client, started.headers["location"], "running")
+        cancelled = await client.delete(started.headers["location"])
+        assert cancelled.json()["state"] == "cancelled"
+        await assert_serves(client)
+        assert actor not in actor_pids()
 
 
 REQUESTS = [

@@ -12,6 +12,7 @@ import scipy.sparse
 import torch
 
 from tests.api.conftest import array, assert_problem, b64, serve_in_process
+from tests.api.test_jobs import poll
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +116,20 @@ async def test_a_chunked_request_stops_at_its_deadline_and_the_service_goes_on()
         assert time.monotonic() - started < 10
         after = await client.post("/v1/grad", json={"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": [1.0]}})
         assert after.status_code == 200 and array(after.json()["gradient"]["x"]) == pytest.approx([4.0])
+
+
+async def test_a_chunked_job_reports_each_run_as_progress():
+    n = 400
+    x = RNG.uniform(0.5, 1.5, n)
+    body = {"operation": "jacobian", "function": {"expression": "sum(tanh(outer(x, x)), axis=1) * x"},
+            "inputs": {"x": b64(x)}, "mode": "forward"}  # fmt: skip
+    async with serve_in_process(max_intermediate_elements=20 * n * n) as client:
+        submitted = await client.post("/v1/jobs", json=body)
+        assert submitted.status_code == 202, submitted.text
+        job, seen = await poll(client, submitted.headers["location"])
+        assert job["state"] == "done", job
+        synchronous = await client.post("/v1/jacobian", json={k: v for k, v in body.items() if k != "operation"})
+    assert job["result"]["meta"]["sweep"]["runs"] == 20 and job["progress"] == {"done": 20, "total": 20}
+    fractions = [done / total for done, total in seen]
+    assert fractions == sorted(fractions)
+    np.testing.assert_array_equal(array(job["result"]["jacobian"]["x"]), array(synchronous.json()["jacobian"]["x"]))

@@ -16,8 +16,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from engine import api, ops
+from engine import api, boundary, ops
 from engine.ir import ShapedArray
+from engine.limits import DEFAULT_LIMITS, Limits
+from engine.operations import Options
 from engine.tracing import trace
 
 try:
@@ -119,6 +121,42 @@ def bench_hessian() -> None:
     row("hessian of sum(sin(x)*x**2), n=100", engine, references)
 
 
+def bench_sparse_hessian(n: int, format: str) -> None:
+    """A diagonal Hessian: one Hessian-vector product (one colour) instead of n, then a
+    scatter into the dense result, or the csr arrays themselves."""
+    x = np.random.default_rng(3).normal(size=n)
+    fn = trace(lambda x: ops.sum(ops.sin(x) * x**2), {"x": ShapedArray((n,), "float64")})
+    engine = median_seconds(lambda: api.hessian(fn, {"x": x}, format=format))
+    jax_jit = None
+    if jax is not None and n <= 10_000:  # JAX's dense Hessian of 1e5 inputs would be 80 GB
+        step = jax.jit(jax.hessian(lambda x: jnp.sum(jnp.sin(x) * x**2)))
+        jax_jit = median_seconds(lambda: jax.block_until_ready(step(x)))
+    row(f"hessian of sum(sin(x)*x**2), n={n:g}, {format}", engine, {"jax (dense)": jax_jit, "3 sweeps": None})
+
+
+def bench_stencil_jacobian(n: int) -> None:
+    """A stencil's Jacobian in csr: two colours of its pattern, so two JVPs in one batched
+    sweep, against three plain JVPs (the issue's target: under three sweeps' time)."""
+    x = np.random.default_rng(4).normal(size=n)
+    fn = trace(lambda x: x[1:] * x[:-1] - x[:-1], {"x": ShapedArray((n,), "float64")})
+    engine = median_seconds(lambda: api.jacobian(fn, {"x": x}, format="csr"))
+    one_sweep = median_seconds(lambda: api.jvp(fn, {"x": x}, {"x": x}))
+    row(f"jacobian of x[1:]*x[:-1]-x[:-1], n={n:g}, csr", engine, {"jax (dense)": None, "3 sweeps": 3 * one_sweep})
+
+
+def bench_chunked_jacobian() -> None:
+    """A Jacobian whose one batched sweep would pass the intermediate limit (200 x 200 x 200
+    elements) while its result fits: answered in chunks of the basis, beside one batch."""
+    n = 200
+    x = np.random.default_rng(5).normal(size=n)
+    function, inputs = {"expression": "sum(tanh(outer(x, x)), axis=1) * x"}, {"x": x}
+    limits = Limits(max_intermediate_elements=20 * n * n)
+    chunked = boundary.prepare(function, inputs, "jacobian", None, Options(mode="forward"), limits)
+    whole = boundary.prepare(function, inputs, "jacobian", None, Options(mode="forward"), DEFAULT_LIMITS)
+    label = f"chunked jacobian, n={n}, {chunked.sweep.runs} runs of {chunked.sweep.batch}"
+    row(label, median_seconds(chunked.run), {"jax (dense)": None, "one batch": median_seconds(whole.run)})
+
+
 def main() -> None:
     torch.set_num_threads(1)
     print(
@@ -131,6 +169,12 @@ def main() -> None:
     bench_jacobian("forward")
     bench_jacobian("reverse")
     bench_hessian()
+    print()
+    header(["jax (dense)", "reference"])
+    for n, format in ((1_000, "dense"), (1_000, "csr"), (100_000, "csr")):
+        bench_sparse_hessian(n, format)
+    bench_stencil_jacobian(10_000)
+    bench_chunked_jacobian()
 
 
 if __name__ == "__main__":

@@ -71,17 +71,24 @@ def jacobian(
     *,
     wrt: Sequence[str] | None = None,
     mode: str = "auto",
+    format: str = "dense",
     backend_name: str = "numpy",
-) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-    """Returns the value, the Jacobians by input name, and the mode used."""
-    fields = _answer(fn, "jacobian", inputs, wrt=wrt, mode=mode, backend_name=backend_name)
+) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Returns the value, the Jacobians by input name (dense arrays, or engine.sweeps' coo or
+    csr blocks), and the mode used."""
+    fields = _answer(fn, "jacobian", inputs, wrt=wrt, mode=mode, format=format, backend_name=backend_name)
     return fields["value"], fields["jacobian"], fields["mode"]
 
 
 def hessian(
-    fn: Function, inputs: Mapping[str, Any], *, wrt: Sequence[str] | None = None, backend_name: str = "numpy"
-) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
-    fields = _answer(fn, "hessian", inputs, wrt=wrt, backend_name=backend_name)
+    fn: Function,
+    inputs: Mapping[str, Any],
+    *,
+    wrt: Sequence[str] | None = None,
+    format: str = "dense",
+    backend_name: str = "numpy",
+) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    fields = _answer(fn, "hessian", inputs, wrt=wrt, format=format, backend_name=backend_name)
     return fields["value"], fields["hessian"]
 
 

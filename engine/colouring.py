@@ -155,24 +155,38 @@ def seed_matrix(colours: np.ndarray, dtype) -> np.ndarray:
     return (np.arange(count)[:, None] == colours[None, :]).astype(dtype)
 
 
-def decompress_columns(pattern, colours: np.ndarray, compressed: np.ndarray) -> np.ndarray:
-    """J's values at the pattern's nonzeros, from compressed = J @ S.T, shape (m, k)."""
+def column_sources(pattern, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where J @ S.T, shape (m, k), holds each of the pattern's nonzeros (in csr order)."""
     rows, columns = _nonzero_coordinates(_csr(pattern))
-    return compressed[rows, colours[columns]]
+    return rows, colours[columns]
 
 
-def decompress_rows(pattern, colours: np.ndarray, compressed: np.ndarray) -> np.ndarray:
-    """J's values at the pattern's nonzeros, from compressed = S @ J, shape (k, n), with a
-    colour per row."""
+def row_sources(pattern, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where S @ J, shape (k, n), with a colour per row, holds each of the pattern's nonzeros."""
     rows, columns = _nonzero_coordinates(_csr(pattern))
-    return compressed[colours[rows], columns]
+    return colours[rows], columns
 
 
-def decompress_symmetric(pattern, colours: np.ndarray, compressed: np.ndarray) -> np.ndarray:
-    """H's values at the pattern's nonzeros, from compressed = H @ S.T, shape (n, k), with
-    colours from `colour_symmetric`."""
+def symmetric_sources(pattern, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where H @ S.T, shape (n, k), with colours from `colour_symmetric`, holds each of the
+    pattern's nonzeros alone."""
     sources = _symmetric_sources(_csr(pattern), colours)
     if sources is None:
         raise ValueError("these colours do not recover this symmetric pattern")
-    source_rows, source_colours = sources
-    return compressed[source_rows, source_colours]
+    return sources
+
+
+# Values at the pattern's nonzeros from the compressed products. A caller decompressing many
+# products of one pattern keeps its sources instead (engine.sweeps does).
+
+
+def decompress_columns(pattern, colours: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+    return compressed[column_sources(pattern, colours)]
+
+
+def decompress_rows(pattern, colours: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+    return compressed[row_sources(pattern, colours)]
+
+
+def decompress_symmetric(pattern, colours: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+    return compressed[symmetric_sources(pattern, colours)]

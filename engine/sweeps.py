@@ -14,8 +14,8 @@ A forward sweep seeds columns (J @ v), a reverse one rows (v @ J), a Hessian's c
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,11 +55,38 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class Block:
+    """Where one block of a derivative sits among its pattern's nonzeros (`entries`: their
+    positions in csr order), and its own csr arrays (read-only: shared by every answer)."""
+
+    shape: list[int]
+    entries: slice | np.ndarray
+    indptr: np.ndarray
+    rows: np.ndarray
+    columns: np.ndarray
+
+    def sparse(self, values: np.ndarray, format: str) -> dict[str, Any]:
+        """The block as scipy.sparse's arrays, from the values at the whole pattern's nonzeros."""
+        data = values[self.entries]
+        if format == "coo":
+            return {"format": "coo", "shape": self.shape, "row": self.rows, "col": self.columns, "data": data}
+        return {"format": "csr", "shape": self.shape, "indptr": self.indptr, "indices": self.columns, "data": data}
+
+
+@dataclass(frozen=True)
 class Structure:
-    """A derivative's sparsity pattern (bool csr) and a colouring of the side its sweeps seed."""
+    """A derivative's sparsity pattern (bool csr), a colouring of the side its sweeps seed,
+    and what every answer reads from them, computed once: each nonzero's row, where the
+    compressed products hold it, and the blocks the answer is cut into."""
 
     pattern: Any
     colours: np.ndarray
+    rows: np.ndarray
+    sources: tuple[np.ndarray, np.ndarray]
+    blocks: tuple[Block, ...]
+    # The seeds of a compressed sweep, split as the seeded function takes them: by batch size,
+    # a list with one entry per run. They are the same for every answer.
+    seeds: dict[int, list[list[np.ndarray]]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def count(self) -> int:
@@ -67,12 +94,16 @@ class Structure:
 
     @property
     def approximate_bytes(self) -> int:
-        return self.pattern.indices.nbytes + self.pattern.indptr.nbytes + self.colours.nbytes + 512
+        arrays = [self.pattern.indices, self.pattern.indptr, self.colours, self.rows, *self.sources]
+        arrays += [a for b in self.blocks for a in (b.indptr, b.rows, b.columns)]
+        return sum(a.nbytes for a in arrays) + 512 * (1 + len(self.blocks))
 
 
 # Colouring visits every pair of columns that share a row (of rows that share a column, for
 # a reverse sweep): past this many pairs a pattern is taken as dense, one colour a seed.
 COLOURING_PAIRS = 20_000_000
+_COLOURINGS = {FORWARD: colouring.colour_columns, REVERSE: colouring.colour_rows, HESSIAN: colouring.colour_symmetric}
+_SOURCES = {FORWARD: colouring.column_sources, REVERSE: colouring.row_sources, HESSIAN: colouring.symmetric_sources}
 
 
 @TRANSFORMS.memoize(lambda known: known.approximate_bytes if known is not None else 64)
@@ -87,10 +118,37 @@ def structure(fn: Function, wrt: tuple[int, ...], direction: str) -> Structure |
         sharing, seeded = np.bincount(pattern.indices, minlength=pattern.shape[1]), pattern.shape[0]
     else:
         sharing, seeded = np.diff(pattern.indptr), pattern.shape[1]
-    if np.square(sharing, dtype=np.int64).sum() > COLOURING_PAIRS:
-        return Structure(pattern, np.arange(seeded))
-    colour = {FORWARD: colouring.colour_columns, REVERSE: colouring.colour_rows, HESSIAN: colouring.colour_symmetric}
-    return Structure(pattern, colour[direction](pattern))
+    too_many_pairs = np.square(sharing, dtype=np.int64).sum() > COLOURING_PAIRS
+    colours = np.arange(seeded) if too_many_pairs else _COLOURINGS[direction](pattern)
+    rows = _read_only(_rows(pattern.indptr))
+    blocks = tuple(_block(rows, pattern.indices, span) for span in _spans(fn, wrt, direction == HESSIAN))
+    sources = tuple(_read_only(a) for a in _SOURCES[direction](pattern, colours))
+    return Structure(pattern, colours, rows, sources, blocks)
+
+
+def _spans(fn: Function, wrt: tuple[int, ...], hessian: bool) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Each block's rows and columns in the derivative's matrix, in the results' layout
+    order: per wrt input for a Jacobian, per pair (a, b) for a Hessian."""
+    offsets = np.cumsum([0] + [fn.inputs[i].aval.size for i in wrt]).tolist()
+    ranges = list(zip(offsets, offsets[1:]))
+    if hessian:
+        return [(across, down) for across in ranges for down in ranges]
+    return [((0, fn.output.aval.size), columns) for columns in ranges]
+
+
+def _block(rows: np.ndarray, columns: np.ndarray, span: tuple) -> Block:
+    (r0, r1), (c0, c1) = span
+    inside = (rows >= r0) & (rows < r1) & (columns >= c0) & (columns < c1)
+    entries = slice(None) if inside.all() else np.flatnonzero(inside)
+    block_rows, block_columns = rows[entries] - r0, columns[entries] - c0
+    shape = [r1 - r0, c1 - c0]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(block_rows, minlength=shape[0]))])
+    return Block(shape, entries, *(_read_only(a.astype(np.int64)) for a in (indptr, block_rows, block_columns)))
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
 def basis_size(fn: Function, wrt: tuple[int, ...], direction: str) -> int:
@@ -177,45 +235,49 @@ def run(
     xp = backend.namespace(backend_name)
     primals = [backend.to_backend(xp, a) for a in arguments[: len(fn.inputs)]]
     seeded = derivatives.seeded_products(fn, wrt, sweep.direction, sweep.batch)
-    seed_avals = [v.aval for v in seeded.inputs[len(fn.inputs) :]]
     known = structure(fn, wrt, sweep.direction) if sweep.compressed or format != "dense" else None
-    dtype = np.dtype(seed_avals[0].dtype)
-    width = sum(aval.size for aval in seed_avals) // sweep.batch
-    products = None
-    for index in range(sweep.runs):
-        start = index * sweep.batch
-        count = min(sweep.batch, sweep.seeds - start)
-        block = _seed_block(sweep, known, start, width, dtype)
-        seeds = [backend.to_backend(xp, part) for part in _split(block, seed_avals)]
+    parts = []
+    for index, seeds in enumerate(_seed_runs(sweep, known, [v.aval for v in seeded.inputs[len(fn.inputs) :]])):
+        seeds = [backend.to_backend(xp, seed) for seed in seeds]
         value, *outputs = [backend.to_host(o) for o in interpreter.run(seeded, [*primals, *seeds], backend_name)]
-        rows = np.concatenate([o.reshape(sweep.batch, -1) for o in outputs], axis=1)[:count]
-        if products is None:
-            products = np.empty((sweep.seeds, rows.shape[1]), dtype=rows.dtype)
-        products[start : start + count] = rows
+        count = min(sweep.batch, sweep.seeds - index * sweep.batch)
+        flat = [o.reshape(sweep.batch, -1)[:count] for o in outputs]
+        parts.append(flat[0] if len(flat) == 1 else np.concatenate(flat, axis=1))
         if progress is not None:
             progress(index + 1, sweep.runs)
+    products = parts[0] if len(parts) == 1 else np.concatenate(parts)
     # products holds, per seed, one column of the matrix (forward, hessian) or one row (reverse)
     matrix = products if sweep.direction == REVERSE else products.T
-    if sweep.compressed:
-        decompress = {FORWARD: colouring.decompress_columns, REVERSE: colouring.decompress_rows,
-                      HESSIAN: colouring.decompress_symmetric}[sweep.direction]  # fmt: skip
-        data = decompress(known.pattern, known.colours, matrix)
-    else:
-        data = None
-    return value, _blocks(fn, wrt, sweep.direction == HESSIAN, format, matrix, known, data)
+    if known is None:
+        return value, _dense_blocks(fn, wrt, sweep.direction == HESSIAN, matrix)
+    values = matrix[known.sources] if sweep.compressed else matrix[known.rows, known.pattern.indices]
+    if format != "dense":
+        return value, [block.sparse(values, format) for block in known.blocks]
+    scattered = np.zeros(known.pattern.shape, dtype=values.dtype)
+    scattered[known.rows, known.pattern.indices] = values
+    return value, _dense_blocks(fn, wrt, sweep.direction == HESSIAN, scattered)
 
 
-def _seed_block(sweep: Sweep, known: Structure | None, start: int, width: int, dtype: np.dtype) -> np.ndarray:
-    """Seed vectors start, start+1, ... (a full batch: the last is padded with zeros): unit
-    vectors of the basis, or the indicators of colours."""
-    block = np.zeros((sweep.batch, width), dtype=dtype)
-    if sweep.compressed:
-        colours = known.colours
-        members = np.flatnonzero((colours >= start) & (colours < start + sweep.batch))
-        block[colours[members] - start, members] = 1
-    else:
-        count = min(sweep.batch, sweep.seeds - start)
-        block[np.arange(count), start + np.arange(count)] = 1
+def _seed_runs(sweep: Sweep, known: Structure | None, avals: list) -> Iterator[list[np.ndarray]]:
+    """Each run's seed vectors, split as the seeded function takes them (a full batch: the
+    last is padded with zeros): the indicators of colours, made once per structure, or unit
+    vectors of the basis, made as they are needed (all of them would be the identity)."""
+    if not sweep.compressed:
+        return (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
+    if sweep.batch not in known.seeds:
+        indicators = colouring.seed_matrix(known.colours, avals[0].dtype)
+        padded = np.zeros((sweep.runs * sweep.batch, indicators.shape[1]), dtype=indicators.dtype)
+        padded[: indicators.shape[0]] = indicators
+        known.seeds[sweep.batch] = [_split(padded[start : start + sweep.batch], avals)
+                                    for start in range(0, padded.shape[0], sweep.batch)]  # fmt: skip
+    return iter(known.seeds[sweep.batch])
+
+
+def _unit_vectors(sweep: Sweep, start: int, avals: list) -> np.ndarray:
+    width = sum(aval.size for aval in avals) // sweep.batch
+    block = np.zeros((sweep.batch, width), dtype=avals[0].dtype)
+    count = min(sweep.batch, sweep.seeds - start)
+    block[np.arange(count), start + np.arange(count)] = 1
     return block
 
 
@@ -224,57 +286,22 @@ def _split(block: np.ndarray, avals: list) -> list[np.ndarray]:
     parts, offset = [], 0
     for aval in avals:
         size = aval.size // block.shape[0]
-        parts.append(np.ascontiguousarray(block[:, offset : offset + size]).reshape(aval.shape))
+        parts.append(_read_only(np.ascontiguousarray(block[:, offset : offset + size]).reshape(aval.shape)))
         offset += size
     return parts
 
 
-def _blocks(
-    fn: Function,
-    wrt: tuple[int, ...],
-    hessian: bool,
-    format: str,
-    matrix: np.ndarray,
-    known: Structure | None,
-    data: np.ndarray | None,
-) -> list[Any]:
-    """The derivative cut into its blocks, each dense (shaped like the plain path's) or
-    sparse. `data` holds the values at the pattern's nonzeros where the sweep was compressed;
-    otherwise `matrix` is the whole derivative."""
+def _dense_blocks(fn: Function, wrt: tuple[int, ...], hessian: bool, matrix: np.ndarray) -> list[np.ndarray]:
+    """The derivative's matrix cut into its blocks, shaped as the plain path shapes them."""
     shapes = [fn.inputs[i].aval.shape for i in wrt]
-    offsets = np.cumsum([0] + [math.prod(shape) for shape in shapes])
-    if known is not None:
-        rows = _rows(known.pattern.indptr)
-        columns = known.pattern.indices
-        if data is None:
-            data = matrix[rows, columns]
-        if format == "dense":
-            matrix = np.zeros(known.pattern.shape, dtype=data.dtype)
-            matrix[rows, columns] = data
     if hessian:
-        spans = [((offsets[a], offsets[a + 1]), (offsets[b], offsets[b + 1])) for a in range(len(wrt))
-                 for b in range(len(wrt))]  # fmt: skip
-        dense_shapes = [shapes[a] + shapes[b] for a in range(len(wrt)) for b in range(len(wrt))]
+        block_shapes = [across + down for across in shapes for down in shapes]
     else:
-        size = fn.output.aval.size
-        spans = [((0, size), (offsets[j], offsets[j + 1])) for j in range(len(wrt))]
-        dense_shapes = [fn.output.aval.shape + shape for shape in shapes]
-    if format == "dense":
-        return [matrix[r0:r1, c0:c1].reshape(shape) for ((r0, r1), (c0, c1)), shape in zip(spans, dense_shapes)]
-    return [_sparse_block(rows, columns, data, span, format) for span in spans]
-
-
-def _sparse_block(rows: np.ndarray, columns: np.ndarray, data: np.ndarray, span: tuple, format: str) -> dict:
-    """One block of a csr pattern's values in scipy.sparse's coo or csr arrays."""
-    (r0, r1), (c0, c1) = span
-    inside = (rows >= r0) & (rows < r1) & (columns >= c0) & (columns < c1)
-    block_rows, block_columns = rows[inside] - r0, (columns[inside] - c0).astype(np.int64)
-    shape = [int(r1 - r0), int(c1 - c0)]
-    if format == "coo":
-        return {"format": "coo", "shape": shape, "row": block_rows.astype(np.int64), "col": block_columns,
-                "data": data[inside]}  # fmt: skip
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(block_rows, minlength=shape[0]))]).astype(np.int64)
-    return {"format": "csr", "shape": shape, "indptr": indptr, "indices": block_columns, "data": data[inside]}
+        block_shapes = [fn.output.aval.shape + shape for shape in shapes]
+    return [
+        matrix[r0:r1, c0:c1].reshape(shape)
+        for ((r0, r1), (c0, c1)), shape in zip(_spans(fn, wrt, hessian), block_shapes)
+    ]
 
 
 def entries(block: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -275,6 +275,9 @@ class Sweep(ResponseModel):
     batch: int = Field(description="seed vectors per run (fewer than seeds: chunked to fit the intermediate limit)")
     runs: int = Field(description="runs of the batched derivative function")
     nonzeros: int | None = Field(description="structural nonzeros of the derivative, where its pattern was computed")
+    colors: int | None = Field(
+        description="colours of the pattern in this direction (the seeds a compressed sweep takes), where computed"
+    )
 
 
 class Meta(ResponseModel):

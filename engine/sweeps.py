@@ -43,6 +43,7 @@ class Sweep:
     seeds: int
     batch: int
     nonzeros: int | None  # of the pattern, where it was computed
+    colors: int | None  # of the pattern's colouring in this direction, where it was computed
 
     @property
     def runs(self) -> int:
@@ -51,7 +52,7 @@ class Sweep:
 
     def report(self) -> dict[str, Any]:
         return {"direction": self.direction, "compressed": self.compressed, "seeds": self.seeds,
-                "batch": self.batch, "runs": self.runs, "nonzeros": self.nonzeros}  # fmt: skip
+                "batch": self.batch, "runs": self.runs, "nonzeros": self.nonzeros, "colors": self.colors}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,9 @@ def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str,
     batch = min(seeds, within)
     if not compressed and batch == seeds and format == "dense":
         return None
-    nonzeros = structures[direction].pattern.nnz if direction in structures else None
-    return Sweep(direction, compressed, seeds, max(batch, 1), nonzeros)
+    known = structures.get(direction)
+    nonzeros, colors = (known.pattern.nnz, known.count) if known is not None else (None, None)
+    return Sweep(direction, compressed, seeds, max(batch, 1), nonzeros, colors)
 
 
 def _batch_within(fn: Function, limits: Limits | None) -> int:

@@ -84,7 +84,7 @@ async def test_validate_reports_the_pattern_and_the_sweep_from_shapes_alone(clie
     answer = response.json()
     assert answer["within_limits"] is True
     assert answer["cost"]["sweep"] == {"direction": "hessian", "compressed": True, "seeds": 1, "batch": 1, "runs": 1,
-                                       "nonzeros": 100_000}  # fmt: skip
+                                       "nonzeros": 100_000, "colors": 1}  # fmt: skip
 
     dense = await client.post("/v1/validate", json={**body, "format": "dense"})
     assert dense.json()["within_limits"] is False
@@ -99,7 +99,7 @@ async def test_a_jacobian_past_the_intermediate_limit_is_chunked_not_refused():
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["meta"]["sweep"] == {"direction": "forward", "compressed": False, "seeds": 300, "batch": 20,
-                                       "runs": 15, "nonzeros": 300 * 300}  # fmt: skip
+                                       "runs": 15, "nonzeros": 300 * 300, "colors": 300}  # fmt: skip
     expected = torch.autograd.functional.jacobian(lambda t: torch.sin(t) * (t**2).sum(), torch.tensor(x)).numpy()
     np.testing.assert_allclose(array(answer["jacobian"]["x"]), expected, rtol=1e-12)
 

@@ -134,7 +134,7 @@ def test_a_batch_past_the_intermediate_limit_is_run_in_chunks_with_the_same_numb
     done = []
     task, chunked = _compute(expression, {"x": X}, "jacobian", limits, lambda d, t: done.append((d, t)), mode="forward")
     assert chunked.sweep == {"direction": "forward", "compressed": False, "seeds": N, "batch": 5, "runs": 5,
-                             "nonzeros": N * N}  # fmt: skip
+                             "nonzeros": N * N, "colors": N}  # fmt: skip
     np.testing.assert_allclose(chunked.fields["jacobian"]["x"], plain.fields["jacobian"]["x"], rtol=1e-14)
     assert done == [(k, 5) for k in range(1, 6)]
     assert task.estimate.largest_intermediate <= limits.max_intermediate_elements

@@ -1,7 +1,7 @@
 """A Python client for gradserve: numpy arrays in and out, base64 on the wire (float64
 exact), a full service's 503 (and a rate limit's 429) retried after its Retry-After, and
-problems raised as `GradserveError` subclasses. It needs httpx and numpy, nothing of the
-service.
+problems raised as `GradserveError` subclasses. It needs httpx, numpy and scipy (a sparse
+Jacobian or Hessian is a scipy.sparse array), nothing of the service.
 
     from gradserve.client import Client
 
@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from scipy import sparse
 
 from gradserve import wire
 from gradserve.errors import GradserveConnectionError, GradserveError, from_problem
@@ -154,14 +155,25 @@ class _Api:
         return self._operation("jvp", function, inputs, dtype, wrt=_names(wrt), tangents=_arrays(tangents))
 
     def jacobian(
-        self, function, inputs, *, wrt: Sequence[str] | None = None, mode: str = "auto", dtype: str = "float64"
+        self,
+        function,
+        inputs,
+        *,
+        wrt: Sequence[str] | None = None,
+        mode: str = "auto",
+        format: str = "dense",
+        dtype: str = "float64",
     ):
-        """`result.jacobian` (name -> output.shape + input.shape) and `result.mode`, the mode used."""
-        return self._operation("jacobian", function, inputs, dtype, wrt=_names(wrt), mode=mode)
+        """`result.jacobian` (name -> output.shape + input.shape, or with format "csr" or "coo" a
+        scipy.sparse array of shape (output size, input size)) and `result.mode`, the mode used."""
+        return self._operation("jacobian", function, inputs, dtype, wrt=_names(wrt), mode=mode, format=format)
 
-    def hessian(self, function, inputs, *, wrt: Sequence[str] | None = None, dtype: str = "float64"):
-        """`result.hessian`: name -> name -> in1.shape + in2.shape."""
-        return self._operation("hessian", function, inputs, dtype, wrt=_names(wrt))
+    def hessian(
+        self, function, inputs, *, wrt: Sequence[str] | None = None, format: str = "dense", dtype: str = "float64"
+    ):
+        """`result.hessian`: name -> name -> in1.shape + in2.shape, or with format "csr" or "coo" a
+        scipy.sparse array of shape (size1, size2)."""
+        return self._operation("hessian", function, inputs, dtype, wrt=_names(wrt), format=format)
 
     def hvp(
         self,
@@ -339,7 +351,14 @@ def _is_shape(value: Any) -> bool:
 
 
 def _tree(value: Any) -> Any:
-    """Arrays, in dicts keyed by input name (or two names, for a Hessian)."""
+    """Arrays, in dicts keyed by input name (or two names, for a Hessian); a sparse block as
+    the scipy.sparse array it describes."""
+    if isinstance(value, Mapping) and value.get("format") == "csr":
+        arrays = (wire.decode(value[name]) for name in ("data", "indices", "indptr"))
+        return sparse.csr_array(tuple(arrays), shape=tuple(value["shape"]))
+    if isinstance(value, Mapping) and value.get("format") == "coo":
+        data, row, col = (wire.decode(value[name]) for name in ("data", "row", "col"))
+        return sparse.coo_array((data, (row, col)), shape=tuple(value["shape"]))
     if isinstance(value, Mapping) and not wire.is_encoded(value):
         return {key: _tree(item) for key, item in value.items()}
     return wire.decode(value)

@@ -67,6 +67,20 @@ def test_jacobian_says_its_mode(client):
     assert result.mode == "forward"
 
 
+@pytest.mark.parametrize("format", ["csr", "coo"])
+def test_a_sparse_hessian_and_jacobian_are_scipy_sparse_arrays(client, format):
+    x = np.linspace(0.5, 2.0, 30)
+    result = client.hessian("sum(sin(x[1:] * x[:-1]))", {"x": x}, format=format)
+    block = result.hessian["x"]["x"]
+    assert block.format == format and block.shape == (30, 30)
+    products = x[1:] * x[:-1]
+    off_diagonal = np.cos(products) - products * np.sin(products)
+    np.testing.assert_allclose(block.toarray().diagonal(1), off_diagonal, rtol=1e-13)
+    assert result.meta["sweep"]["colors"] == 3
+    jacobian = client.jacobian("x[1:] - x[:-1]", {"x": x}, format=format).jacobian["x"]
+    np.testing.assert_array_equal(jacobian.toarray(), np.eye(29, 30, 1) - np.eye(29, 30))
+
+
 def test_hessian_of_the_quadratic_form(client):
     A = np.array(examples.A)
     result = client.hessian(examples.QUADRATIC_FORM, {"x": [1.0, 2.0], "A": A}, wrt="x")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -89,8 +90,9 @@ class Structure:
     # a list with one entry per run. They are the same for every answer.
     seeds: dict[int, list[list[np.ndarray]]] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property
     def count(self) -> int:
+        """Colours: the seed vectors a compressed sweep takes."""
         return int(self.colours.max()) + 1 if self.colours.size else 0
 
     @property

@@ -8,7 +8,6 @@ first out, and each handle expires a fixed time after it was made.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.errors import ServiceError
+from app.ownership import new_owned_id
 from engine.errors import TOO_LARGE, EngineError
 from engine.linearize import Linearization
 
@@ -59,7 +59,7 @@ class HandleStore:
         self._drop_expired()
         while self._handles and (len(self._handles) >= self.max_count or self.bytes + size > self.max_bytes):
             self._remove(next(iter(self._handles)))
-        handle = Handle(secrets.token_urlsafe(16), linearization, self.clock() + self.ttl_seconds)
+        handle = Handle(new_owned_id(), linearization, self.clock() + self.ttl_seconds)
         self._handles[handle.id] = handle
         self.bytes += size
         return handle

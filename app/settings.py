@@ -18,7 +18,14 @@ class Settings(BaseSettings):
     # (`GRADSERVE_X: ${GRADSERVE_X:-}`) without choosing values for the ones left unset.
     model_config = SettingsConfigDict(env_prefix="GRADSERVE_", extra="ignore", frozen=True, env_ignore_empty=True)
 
-    # The worker pool.
+    # API processes, and the worker pool.
+    processes: int = Field(
+        1,
+        ge=1,
+        description="API processes serving the port (`gradserve serve`), the workers split between them; "
+        "state such as linearize handles stays in the process that made it, and requests for it are "
+        "forwarded there",
+    )
     workers: int = Field(2, ge=1, description="worker processes computing requests")
     queue_size: int = Field(
         256,

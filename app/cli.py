@@ -1,10 +1,11 @@
 """`gradserve serve [--host HOST] [--port PORT] [--workers N] [--processes P]`: the service
 under uvicorn.
 
-One uvicorn process serves HTTP, or with `--processes` (GRADSERVE_PROCESSES) several, behind
-one port (`app.processes`); `--workers` sizes the pool of computing processes, split between
-them (it overrides GRADSERVE_WORKERS). Every other setting comes from GRADSERVE_* variables: the
-timeouts and the connection cap, the security options, `metrics_port`, `log_format`.
+uvicorn processes serve HTTP behind one port: two by default (one with the ray executor), or as
+many as `--processes` (GRADSERVE_PROCESSES) says (`app.processes`); `--workers` sizes the pool
+of computing processes, split between them (it overrides GRADSERVE_WORKERS). Every other
+setting comes from GRADSERVE_* variables: the timeouts and the connection cap, the security
+options, `metrics_port`, `log_format`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, help="worker processes computing requests (default: GRADSERVE_WORKERS or 2)"
     )
     serve.add_argument(
-        "--processes", type=int, help="API processes serving the port (default: GRADSERVE_PROCESSES or 1)"
+        "--processes",
+        type=int,
+        help="API processes serving the port (default: GRADSERVE_PROCESSES, or 2; 1 with the ray executor)",
     )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {option: getattr(args, option) for option in ("workers", "processes") if getattr(args, option)}
     settings = Settings(**overrides)
     logs.configure(settings.log_format, args.log_level)
-    if settings.processes > 1:
+    if settings.api_processes() > 1:
         processes.serve(settings, overrides, args.host, args.port, args.log_level)
         return
     listeners = server.servers(create_app(settings), settings, args.host, args.port, args.log_level)

@@ -47,8 +47,8 @@ def shares(settings: Settings, processes: int) -> list[dict[str, int]]:
 
 
 def serve(settings: Settings, overrides: dict[str, Any], host: str, port: int, log_level: str) -> None:
-    """Runs `settings.processes` API processes on host:port until SIGINT or SIGTERM."""
-    processes = settings.processes
+    """Runs `settings.api_processes()` API processes on host:port until SIGINT or SIGTERM."""
+    processes = settings.api_processes()
     listening = [_bind(host, port)]
     if settings.metrics_port is not None:
         listening.append(_bind(settings.metrics_host, settings.metrics_port))

@@ -1,7 +1,7 @@
 """gradserve's /v1/grad of 2*dot(x, x) beside a bare endpoint doing the same arithmetic, driven
 by wrk (one thread), side by side in one run.
 
-    .venv/bin/python -m bench.http [--seconds 8] [--workers 2] [--processes 1] [--cases 1,2]
+    .venv/bin/python -m bench.http [--seconds 8] [--workers 2] [--processes 2] [--cases 1,2]
 
 (run as a module: as a file, its own name would shadow the standard library's `http`.)
 
@@ -33,6 +33,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from app.settings import DEFAULT_PROCESSES
 from bench.server import start
 
 CASES = [  # (name, n, encoding, clients, target ratio)
@@ -146,7 +147,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8, help="seconds wrk runs each case against each server")
     parser.add_argument("--workers", type=int, default=2, help="gradserve's worker processes")
-    parser.add_argument("--processes", type=int, default=1, help="gradserve's API processes")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=DEFAULT_PROCESSES,
+        help=f"gradserve's API processes (default {DEFAULT_PROCESSES})",
+    )
     parser.add_argument("--cases", default="1,2,3,4", help="which cases, by number (1-4, comma-separated)")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -5,6 +5,7 @@ whichever process the connection lands on."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -96,9 +97,15 @@ def test_a_forwarded_answer_keeps_the_callers_request_id_and_headers(url):
 
 def test_health_and_metrics_answer_from_any_process(url):
     with fresh(url) as client:
-        for _ in range(6):
+        answered = set()
+        for _ in range(40):
             assert client.get("/readyz").status_code == 200
-            assert "gradserve_requests" in client.get("/metrics").text
+            scrape = client.get("/metrics").text
+            assert "gradserve_requests" in scrape
+            answered |= set(re.findall(r'gradserve_api_process\{index="(\d)",processes="2"\} 1\.0', scrape))
+            if len(answered) == PROCESSES:
+                break
+        assert answered == {"0", "1"}
 
 
 def test_owned_ids_name_their_process():
@@ -122,3 +129,9 @@ def test_the_workers_and_bounds_are_split_between_the_processes():
     assert [part["max_connections"] for part in split] == [256, 256]
     assert [part["queue_size"] for part in split] == [1, 1]  # at least one each
     assert [part["workers"] for part in shares(Settings(workers=1), 3)] == [1, 1, 1]
+
+
+def test_two_processes_by_default_one_with_ray():
+    assert Settings().api_processes() == 2
+    assert Settings(executor="ray").api_processes() == 1  # a private Ray instance per process otherwise
+    assert Settings(processes=3, executor="ray").api_processes() == 3

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from multiprocessing.process import BaseProcess
@@ -32,6 +35,7 @@ from app.settings import Settings
 
 log = logging.getLogger("gradserve")
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 # Bounds that hold for the whole service, split between the processes.
 SPLIT = ("workers", "queue_size", "max_connections", "handles_max_count", "handles_max_bytes")
 
@@ -59,7 +63,17 @@ def serve(settings: Settings, overrides: dict[str, Any], host: str, port: int, l
     def spawn(index: int) -> BaseProcess:
         child = context.Process(
             target=_child,
-            args=(index, processes, peers, listening, {**overrides, **shared[index]}, host, port, log_level),
+            args=(
+                index,
+                processes,
+                peers,
+                listening,
+                {**overrides, **shared[index]},
+                host,
+                port,
+                log_level,
+                os.getpid(),
+            ),  # fmt: skip
             name=f"gradserve-api-{index}",
         )
         child.start()
@@ -103,8 +117,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _child(
     index: int, processes: int, peers: str, listening: list[socket.socket], overrides: dict[str, Any],
-    host: str, port: int, log_level: str,
+    host: str, port: int, log_level: str, parent: int,
 ) -> None:  # fmt: skip
+    _stop_with(parent)
     ownership.configure(index, processes, peers)
     settings = Settings(**overrides)
     logs.configure(settings.log_format, log_level)
@@ -116,3 +131,13 @@ def _child(
     # The parent stops the processes with SIGTERM; Ctrl-C at a terminal reaches them too.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.serve_together(listeners, sockets))
+
+
+def _stop_with(parent: int) -> None:
+    """SIGTERM to this process when its parent dies (Linux), even by SIGKILL: else it would
+    go on serving the port, orphaned, out of reach of a restart."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before that
+        os.kill(os.getpid(), signal.SIGTERM)

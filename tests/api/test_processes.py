@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,13 +20,14 @@ import pytest
 from app import ownership
 from app.processes import shares
 from app.settings import Settings
+from bench.server import spawned_children
 from tests.api.conftest import ROOT, _free_port, _wait_ready
 
 PROCESSES = 2
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
+def server() -> Iterator[tuple[subprocess.Popen, str]]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": _scratch()}
     with tempfile.TemporaryFile() as log:
@@ -35,12 +38,17 @@ def url() -> Iterator[str]:
         )  # fmt: skip
         try:
             _wait_ready(f"http://127.0.0.1:{port}", process, log)
-            yield f"http://127.0.0.1:{port}"
+            yield process, f"http://127.0.0.1:{port}"
         finally:
             process.terminate()
             process.wait(timeout=60)
     assert process.returncode == 0
     assert not list(Path(env["TMPDIR"]).glob("gradserve-peers-*")), "the peer sockets' directory was left behind"
+
+
+@pytest.fixture(scope="module")
+def url(server: tuple[subprocess.Popen, str]) -> str:
+    return server[1]
 
 
 _SCRATCH: list[str] = []
@@ -106,6 +114,23 @@ def test_health_and_metrics_answer_from_any_process(url):
             if len(answered) == PROCESSES:
                 break
         assert answered == {"0", "1"}
+
+
+def owners_answering(url: str) -> set[int]:
+    with fresh(url) as client:
+        return {int(linearize(client).split(".")[0].removeprefix("p")) for _ in range(30)}
+
+
+def test_an_api_process_that_dies_is_replaced(server):
+    process, url = server
+    api_processes = spawned_children(process.pid)
+    assert len(api_processes) == PROCESSES
+    os.kill(min(api_processes), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while owners_answering(url) != set(range(PROCESSES)):  # the survivor answers meanwhile
+        assert time.monotonic() < deadline, "the dead API process was not replaced"
+        time.sleep(0.5)
+    assert len(spawned_children(process.pid)) == PROCESSES
 
 
 def test_owned_ids_name_their_process():

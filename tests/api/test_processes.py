@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,10 +27,19 @@ from tests.api.conftest import ROOT, _free_port, _wait_ready
 PROCESSES = 2
 
 
+KEY = "a-key-of-the-test-service-0123"
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[subprocess.Popen, str]]:
+    with serving() as served:
+        yield served
+
+
+@contextmanager
+def serving(**environment: str) -> Iterator[tuple[subprocess.Popen, str]]:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": _scratch()}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": _scratch(), **environment}
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--processes", str(PROCESSES),
@@ -64,9 +74,9 @@ def fresh(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
 
 
-def linearize(client: httpx.Client) -> str:
+def linearize(client: httpx.Client, headers: dict[str, str] | None = None) -> str:
     body = {"function": {"expression": "sum(sin(x) * x)"}, "inputs": {"x": [0.5, 1.0, 2.0]}}
-    answer = client.post("/v1/linearize", json=body)
+    answer = client.post("/v1/linearize", json=body, headers=headers)
     assert answer.status_code == 200, answer.text
     return answer.json()["handle"]["id"]
 
@@ -131,6 +141,23 @@ def test_an_api_process_that_dies_is_replaced(server):
         assert time.monotonic() < deadline, "the dead API process was not replaced"
         time.sleep(0.5)
     assert len(spawned_children(process.pid)) == PROCESSES
+
+
+def test_the_caller_is_checked_where_the_request_lands_before_it_is_forwarded():
+    with serving(GRADSERVE_API_KEYS=KEY) as (_, url), fresh(url) as client:
+        key = {"X-API-Key": KEY}
+        handles: dict[str, str] = {}
+        for _ in range(200):  # until every process has made one
+            handle = linearize(client, key)
+            handles.setdefault(handle.split(".")[0], handle)
+            if len(handles) == PROCESSES:
+                break
+        assert len(handles) == PROCESSES
+        for handle in handles.values():
+            path, body = f"/v1/linearize/{handle}/vjp", {"cotangent": 1.0}
+            assert client.post(path, json=body).status_code == 401
+            assert client.post(path, json=body, headers={"X-API-Key": KEY[:-1] + "x"}).status_code == 401
+            assert client.post(path, json=body, headers=key).status_code == 200
 
 
 def test_owned_ids_name_their_process():

@@ -16,12 +16,12 @@ import multiprocessing
 from collections import Counter
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
-from app import worker
+from app import sharing, worker
 from app.admission import LONG, SHORT, Admission
 from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
 from app.settings import Settings
@@ -29,6 +29,7 @@ from engine.tasks import Answer, ProgramTask, Task
 from engine.trace import TraceTask
 
 log = logging.getLogger("gradserve.pool")
+SWEEP_AGAIN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class LocalPool:
             context=multiprocessing.get_context("spawn"),
         )  # fmt: skip
         self._pool = ProcessPool(**self._options)
+        self.transport = sharing.Transport(settings.shared_memory_bytes)
         self._admission: Admission | None = None  # made in start(): its semaphore belongs to the running loop
         self._admitted: set[ProcessFuture] = set()
         self._ready = False
@@ -93,25 +95,36 @@ class LocalPool:
         if self._admission is None:
             raise NotReadyError("the worker pool is starting", retry_after=1)
         async with self._admission.admit(self.lane_of(task)) as lane:
-            deadline = asyncio.get_running_loop().time() + self.deadline
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.deadline
+            sent, prefix = self.transport.outbound(task)
             try:
-                answer = await self._run(task, deadline)
-            except BrokenProcessPool:
-                # pebble breaks the whole pool when a worker dies while no task is running, and fails
-                # the tasks only queued then: this one never ran, so it runs again, on a fresh pool.
                 try:
-                    answer = await self._run(task, deadline)
+                    answer = await self._run(sent, prefix, deadline)
                 except BrokenProcessPool:
-                    raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
-            except DeadlineExceededError:
-                lane.observe(self.deadline)
-                raise
+                    # pebble breaks the whole pool when a worker dies while no task is running, and fails
+                    # the tasks only queued then: this one never ran, so it runs again, on a fresh pool.
+                    try:
+                        answer = await self._run(sent, prefix, deadline)
+                    except BrokenProcessPool:
+                        raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
+                except DeadlineExceededError:
+                    lane.observe(self.deadline)
+                    raise
+                if prefix is not None:
+                    answer = replace(answer, fields=self.transport.inbound(answer.fields))
+            finally:
+                if prefix is not None:
+                    sharing.unlink_all(prefix)
+                    # A worker being stopped may still write one: look again once it surely has.
+                    loop.call_later(SWEEP_AGAIN_SECONDS, sharing.unlink_all, prefix)
             lane.observe(answer.seconds)
             return answer
 
-    async def _run(self, task: Task | ProgramTask | TraceTask, deadline: float) -> Answer:
+    async def _run(self, task: Task | ProgramTask | TraceTask, prefix: str | None, deadline: float) -> Answer:
         # pebble's own timeout (counted from when a worker starts the task) backs up the deadline.
-        future = self._live_pool().schedule(worker.run, args=(task,), timeout=self.deadline)
+        arguments = (task,) if prefix is None else (task, prefix, self.transport.threshold)
+        future = self._live_pool().schedule(worker.run, args=arguments, timeout=self.deadline)
         self._admitted.add(future)
         try:
             return await self._result(future, deadline - asyncio.get_running_loop().time())
@@ -167,3 +180,5 @@ class LocalPool:
         self._ready = False
         self._pool.stop()
         self._pool.join()
+        if self.transport.threshold:
+            sharing.unlink_all(sharing.own_prefix())

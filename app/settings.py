@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     worker_memory_bytes: int = Field(
         8 << 30, ge=0, description="address-space limit of a numpy worker, so a runaway allocation fails (0: none)"
     )
+    shared_memory_bytes: int = Field(
+        64 << 10,
+        ge=0,
+        description="arrays of at least this many bytes travel to and from local workers through /dev/shm "
+        "instead of pickled through a pipe (0: never)",
+    )
     worker_cache_bytes: int = Field(
         256 << 20, ge=0, description="bytes of transformed functions and compiled plans each worker keeps for reuse"
     )

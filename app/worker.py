@@ -6,11 +6,13 @@ Tasks arrive checked (engine.boundary.prepare); EngineError travels back pickled
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 
 import threadpoolctl
 
+from app import sharing
 from engine import backend
 from engine.cache import TRANSFORMS
 from engine.errors import TOO_LARGE, EngineError
@@ -40,9 +42,14 @@ def ping() -> int:
     return os.getpid()
 
 
-def run(task: Task | ProgramTask | TraceTask) -> Answer:
+def run(task: Task | ProgramTask | TraceTask, prefix: str | None = None, threshold: int = 0) -> Answer:
+    """The task's answer; with `prefix`, its shared arrays mapped (app.sharing) and its large
+    arrays written to files of that prefix."""
     try:
-        return task.run(_backend_name)
+        if prefix is None:
+            return task.run(_backend_name)
+        answer = sharing.arguments_of(task).run(_backend_name)
+        return dataclasses.replace(answer, fields=sharing.shared_fields(answer.fields, prefix, threshold))
     except MemoryError:
         raise EngineError(
             TOO_LARGE, "the computation ran out of the worker's memory; make the arrays smaller"

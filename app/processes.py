@@ -129,8 +129,16 @@ def _child(
     )
     sockets: list[list[socket.socket] | None] = [[sock] for sock in listening] + [None]
     # The parent stops the processes with SIGTERM; Ctrl-C at a terminal reaches them too.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve_together(listeners, sockets))
+    # uvicorn raises the SIGTERM it caught again once it has stopped: exit through `finally`.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(server.serve_together(listeners, sockets))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(ownership.peer_socket(index))
+        if os.getppid() != parent:  # the parent was killed: no one else will remove the directory
+            shutil.rmtree(peers, ignore_errors=True)
 
 
 def _stop_with(parent: int) -> None:

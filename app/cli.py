@@ -1,8 +1,11 @@
-"""`gradserve serve [--host HOST] [--port PORT] [--workers N]`: the service under uvicorn.
+"""`gradserve serve [--host HOST] [--port PORT] [--workers N] [--processes P]`: the service
+under uvicorn.
 
-One uvicorn process serves HTTP; `--workers` sizes its pool of computing processes (it
-overrides GRADSERVE_WORKERS). Every other setting comes from GRADSERVE_* variables: the
-timeouts and the connection cap, the security options, `metrics_port`, `log_format`.
+uvicorn processes serve HTTP behind one port: two by default (one with the ray executor), or as
+many as `--processes` (GRADSERVE_PROCESSES) says (`app.processes`); `--workers` sizes the pool
+of computing processes, split between them (it overrides GRADSERVE_WORKERS). Every other
+setting comes from GRADSERVE_* variables: the timeouts and the connection cap, the security
+options, `metrics_port`, `log_format`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import asyncio
 import contextlib
 
-from app import logs, server
+from app import logs, processes, server
 from app.main import create_app
 from app.settings import Settings
 
@@ -25,13 +28,23 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument(
         "--workers", type=int, help="worker processes computing requests (default: GRADSERVE_WORKERS or 2)"
     )
+    serve.add_argument(
+        "--processes",
+        type=int,
+        help="API processes serving the port (default: GRADSERVE_PROCESSES, or 2; 1 with the ray executor)",
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
 
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
-    settings = Settings() if args.workers is None else Settings(workers=args.workers)
+    for option in ("workers", "processes"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1")
+    overrides = {option: getattr(args, option) for option in ("workers", "processes") if getattr(args, option)}
+    settings = Settings(**overrides)
     logs.configure(settings.log_format, args.log_level)
+    if settings.api_processes() > 1:
+        processes.serve(settings, overrides, args.host, args.port, args.log_level)
+        return
     listeners = server.servers(create_app(settings), settings, args.host, args.port, args.log_level)
     # uvicorn stops gracefully on Ctrl-C, then raises it again for the default handler.
     with contextlib.suppress(KeyboardInterrupt):

@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from app import ownership
 from app.dispatch import Dispatcher
 from app.pool import Pool
 from app.schemas import JOB_STATES
@@ -86,6 +87,12 @@ class Metrics:
         busy.set_function(lambda: pool.stats().busy)
         workers = Gauge("gradserve_workers", "Worker processes in the pool", registry=self.registry)
         workers.set_function(lambda: pool.stats().workers)
+        # With --processes N, a scrape is answered by one API process, which says which: each
+        # process's figures are its own (its requests, its share of the workers).
+        place = ownership.here()
+        process = Gauge("gradserve_api_process", "The API process that answered this scrape (always 1)",
+                        ["index", "processes"], registry=self.registry)  # fmt: skip
+        process.labels(str(place.index), str(place.processes)).set(1)
         self.registry.register(_PoolCollector(pool))
         self.registry.register(_DispatchCollector(dispatcher))
 

@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import request_id, security
+from app import forwarding, ownership, request_id, security
 from app.metrics import Metrics, endpoint_label, method_label
 from app.problems import problem
 from app.settings import Settings
@@ -226,7 +226,8 @@ class AccessMiddleware:
         self.buckets = buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or security.is_open(scope["path"]):
+        if scope["type"] != "http" or security.is_open(scope["path"]) or forwarding.FORWARDED in scope:
+            # A request forwarded by another API process was checked there (app.forwarding).
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
@@ -295,6 +296,9 @@ class BodyLimitMiddleware(HttpMiddleware):
 
 def install(app: FastAPI, metrics: Metrics, settings: Settings) -> None:
     # add_middleware wraps what is there: the last added is the outermost.
+    if ownership.here().processes > 1:
+        # Inside the caller's checks and the body's limits: what goes to the owner has passed them.
+        app.add_middleware(forwarding.ForwardToOwnerMiddleware, router=app.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_keys or settings.rate_limit_per_second:
         app.add_middleware(AccessMiddleware, keys=_key_ring(settings), buckets=_token_buckets(settings))

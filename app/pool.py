@@ -23,12 +23,12 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
-from app import worker
+from app import sharing, worker
 from app.admission import LONG, SHORT, Admission
 from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
 from app.settings import Settings
@@ -36,6 +36,7 @@ from engine.tasks import Answer, ProgramTask, Progress, Task
 from engine.trace import TraceTask
 
 log = logging.getLogger("gradserve.pool")
+SWEEP_AGAIN_SECONDS = 2.0
 
 # How often a job's progress counters are read while it runs.
 PROGRESS_POLL_SECONDS = 0.05
@@ -95,6 +96,7 @@ class LocalPool:
             context=context,
         )  # fmt: skip
         self._pool = ProcessPool(**self._options)
+        self.transport = sharing.Transport(settings.shared_memory_bytes)
         self._admission: Admission | None = None  # made in start(): its semaphore belongs to the running loop
         self._admitted: set[ProcessFuture] = set()
         self._ready = False
@@ -127,24 +129,33 @@ class LocalPool:
             raise NotReadyError("the worker pool is starting", retry_after=1)
         seconds = deadline_seconds or self.deadline
         async with self._admission.admit(self.lane_of(task), admitted) as lane:
-            deadline = asyncio.get_running_loop().time() + seconds
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
             slot = self._free_slots.pop() if progress is not None and self._free_slots else None
+            sent, prefix = self.transport.outbound(task)
             try:
-                answer = await self._run(task, deadline, seconds, slot, progress)
-            except BrokenProcessPool:
-                # pebble breaks the whole pool when a worker dies while no task is running, and fails
-                # the tasks only queued then: this one never ran, so it runs again, on a fresh pool.
                 try:
-                    answer = await self._run(task, deadline, seconds, slot, progress)
+                    answer = await self._run(sent, prefix, deadline, seconds, slot, progress)
                 except BrokenProcessPool:
-                    raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
-            except DeadlineExceededError:
-                if deadline_seconds is None:
-                    lane.observe(seconds)
-                raise
+                    # pebble breaks the whole pool when a worker dies while no task is running, and fails
+                    # the tasks only queued then: this one never ran, so it runs again, on a fresh pool.
+                    try:
+                        answer = await self._run(sent, prefix, deadline, seconds, slot, progress)
+                    except BrokenProcessPool:
+                        raise WorkerCrashedError("the worker pool broke twice while this request waited") from None
+                except DeadlineExceededError:
+                    if deadline_seconds is None:
+                        lane.observe(seconds)
+                    raise
+                if prefix is not None:
+                    answer = replace(answer, fields=self.transport.inbound(answer.fields))
             finally:
                 if slot is not None:
                     self._free_slots.append(slot)
+                if prefix is not None:
+                    sharing.unlink_all(prefix)
+                    # A worker being stopped may still write one: look again once it surely has.
+                    loop.call_later(SWEEP_AGAIN_SECONDS, sharing.unlink_all, prefix)
             if deadline_seconds is None:  # a job's time is not a request's: see app.admission
                 lane.observe(answer.seconds)
             if progress is not None and slot is None:
@@ -152,13 +163,14 @@ class LocalPool:
             return answer
 
     async def _run(
-        self, task: Task | ProgramTask | TraceTask, deadline: float, seconds: float, slot: int | None,
-        progress: Progress | None,
+        self, task: Task | ProgramTask | TraceTask, prefix: str | None, deadline: float, seconds: float,
+        slot: int | None, progress: Progress | None,
     ) -> Answer:  # fmt: skip
         if slot is not None:
             self._counters[2 * slot] = self._counters[2 * slot + 1] = 0
         # pebble's own timeout (counted from when a worker starts the task) backs up the deadline.
-        future = self._live_pool().schedule(worker.run, args=(task, slot), timeout=seconds)
+        arguments = (task, slot) if prefix is None else (task, slot, prefix, self.transport.threshold)
+        future = self._live_pool().schedule(worker.run, args=arguments, timeout=seconds)
         self._admitted.add(future)
         reader = None if slot is None else asyncio.create_task(self._read_progress(future, slot, progress))
         try:
@@ -239,3 +251,5 @@ class LocalPool:
         self._ready = False
         self._pool.stop()
         self._pool.join()
+        if self.transport.threshold:
+            sharing.unlink_all(sharing.own_prefix())

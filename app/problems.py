@@ -56,7 +56,7 @@ _ENGINE_TITLES = {
     "numeric": "Numeric failure",
     "no_formula": "No formula for this derivative",
 }
-_HTTP_KINDS = {
+HTTP_KINDS = {
     400: ("malformed-json", "Malformed request"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
@@ -139,7 +139,7 @@ def _message(issue: dict[str, Any]) -> str:
 
 
 def _http_problem(request: Request, error: HTTPException) -> Response:
-    kind, title = _HTTP_KINDS.get(error.status_code, (f"http-{error.status_code}", "HTTP error"))
+    kind, title = HTTP_KINDS.get(error.status_code, (f"http-{error.status_code}", "HTTP error"))
     detail = error.detail if isinstance(error.detail, str) else title
     path = bounded(request.url.path, 100)
     if error.status_code == 404:

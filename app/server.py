@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 from typing import Any
 
 import h11
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from app import main, middleware
+from app import forwarding, main, middleware
 from app.problems import problem
 from app.settings import Settings
 
@@ -42,6 +43,7 @@ class GuardedH11Protocol(H11Protocol):
         self.header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        _no_delay(transport)
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             self.app = self.refusal
@@ -90,6 +92,15 @@ class GuardedH11Protocol(H11Protocol):
             self.timeout_keep_alive_handler()
 
 
+def _no_delay(transport: asyncio.Transport) -> None:
+    """Small answers leave at once (TCP_NODELAY). asyncio sets it only on sockets it made, and
+    not on those accepted from a socket bound by a parent process (`app.processes`, proto 0):
+    without it, a client waiting for each answer waits ~40 ms for the delayed ACK each time."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def refusal(settings: Settings) -> ASGIApp:
     """The answer to a request on a connection past the cap: a 503 problem that closes it, with
     the request id, security headers and log line of any other answer."""
@@ -120,8 +131,11 @@ def uvicorn_config(
     )  # fmt: skip
 
 
-def servers(app: FastAPI, settings: Settings, host: str, port: int, log_level: str) -> list[uvicorn.Server]:
-    """The API's server, and the metrics' server when `metrics_port` is set."""
+def servers(
+    app: FastAPI, settings: Settings, host: str, port: int, log_level: str, peer_socket: str | None = None
+) -> list[uvicorn.Server]:
+    """The API's server, the metrics' server when `metrics_port` is set, and with `peer_socket`
+    the private listener on which the other API processes forward requests for this one's state."""
     listeners = [uvicorn.Server(uvicorn_config(app, settings, host, port, log_level))]
     if settings.metrics_port is not None:
         metrics = main.metrics_app(app.state.metrics)
@@ -129,12 +143,21 @@ def servers(app: FastAPI, settings: Settings, host: str, port: int, log_level: s
             metrics, settings, settings.metrics_host, settings.metrics_port, log_level, lifespan="off"
         )
         listeners.append(uvicorn.Server(config))
+    if peer_socket is not None:
+        peer = forwarding.trusted(app)
+        listeners.append(
+            uvicorn.Server(uvicorn_config(peer, settings, host, port, log_level, lifespan="off", uds=peer_socket))
+        )
     return listeners
 
 
-async def serve_together(listeners: list[uvicorn.Server]) -> None:
-    """Runs the servers until one stops (on a signal, or a failed start), then stops the rest."""
-    tasks = [asyncio.create_task(server.serve()) for server in listeners]
+async def serve_together(
+    listeners: list[uvicorn.Server], sockets: list[list[socket.socket] | None] | None = None
+) -> None:
+    """Runs the servers (each on its `sockets`, bound by a parent process, when given) until
+    one stops (on a signal, or a failed start), then stops the rest."""
+    sockets = sockets if sockets is not None else [None] * len(listeners)
+    tasks = [asyncio.create_task(server.serve(sockets=bound)) for server, bound in zip(listeners, sockets, strict=True)]
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for server in listeners:
         server.should_exit = True

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from engine.limits import Limits
 
 MIN_API_KEY_CHARS = 16
+DEFAULT_PROCESSES = 2
 
 
 class Settings(BaseSettings):
@@ -18,7 +19,14 @@ class Settings(BaseSettings):
     # (`GRADSERVE_X: ${GRADSERVE_X:-}`) without choosing values for the ones left unset.
     model_config = SettingsConfigDict(env_prefix="GRADSERVE_", extra="ignore", frozen=True, env_ignore_empty=True)
 
-    # The worker pool.
+    # API processes, and the worker pool.
+    processes: int | None = Field(
+        None,
+        ge=1,
+        description="API processes serving the port (`gradserve serve`), the workers split between them; state "
+        "such as linearize handles stays in the process that made it, and requests for it are forwarded there. "
+        "Unset: 2 (measured best on 2 cores, README's Benchmarks), 1 with the ray executor",
+    )
     workers: int = Field(2, ge=1, description="worker processes computing requests")
     queue_size: int = Field(
         256,
@@ -66,6 +74,12 @@ class Settings(BaseSettings):
     )
     worker_memory_bytes: int = Field(
         8 << 30, ge=0, description="address-space limit of a numpy worker, so a runaway allocation fails (0: none)"
+    )
+    shared_memory_bytes: int = Field(
+        64 << 10,
+        ge=0,
+        description="arrays of at least this many bytes travel to and from local workers through /dev/shm "
+        "instead of pickled through a pipe (0: never)",
     )
     worker_cache_bytes: int = Field(
         256 << 20, ge=0, description="bytes of transformed functions and compiled plans each worker keeps for reuse"
@@ -167,6 +181,13 @@ class Settings(BaseSettings):
         if any(len(key.get_secret_value()) < MIN_API_KEY_CHARS for key in keys):
             raise ValueError(f"an API key must have at least {MIN_API_KEY_CHARS} characters")
         return keys
+
+    def api_processes(self) -> int:
+        """The API processes `gradserve serve` runs: `processes`, or its default."""
+        if self.processes is not None:
+            return self.processes
+        # Each process of a private Ray instance would start one of its own.
+        return 1 if self.executor == "ray" else DEFAULT_PROCESSES
 
     def limits(self) -> Limits:
         """The engine's limits, from the settings of the same names."""

@@ -8,7 +8,6 @@ the store is full of such entries, `add` refuses with the store's `full` error.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from app.errors import ServiceError
+from app.ownership import new_owned_id
 
 T = TypeVar("T")
 
@@ -69,7 +69,7 @@ class Store(Generic[T]):
             if evictable is None:
                 raise self.full()
             self._remove(evictable)
-        entry = Entry(secrets.token_urlsafe(16), value, size, expires_at)
+        entry = Entry(new_owned_id(), value, size, expires_at)
         self._entries[entry.id] = entry
         self.bytes += size
         return entry

@@ -6,6 +6,7 @@ Tasks arrive checked (engine.boundary.prepare); EngineError travels back pickled
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 from functools import partial
@@ -13,6 +14,7 @@ from typing import Any
 
 import threadpoolctl
 
+from app import sharing
 from engine import backend
 from engine.cache import TRANSFORMS
 from engine.errors import TOO_LARGE, EngineError
@@ -45,12 +47,18 @@ def ping() -> int:
     return os.getpid()
 
 
-def run(task: Task | ProgramTask | TraceTask, slot: int | None = None) -> Answer:
-    """The task's answer; with a `slot`, its progress is written to the slot's counters."""
+def run(
+    task: Task | ProgramTask | TraceTask, slot: int | None = None, prefix: str | None = None, threshold: int = 0
+) -> Answer:
+    """The task's answer; with a `slot`, its progress is written to the slot's counters; with
+    `prefix`, its shared arrays mapped (app.sharing) and its large arrays written to files of
+    that prefix."""
     try:
-        if slot is None or _counters is None:
-            return task.run(_backend_name)
-        return task.run(_backend_name, partial(_write_progress, slot))
+        progress = None if slot is None or _counters is None else partial(_write_progress, slot)
+        if prefix is None:
+            return task.run(_backend_name, progress)
+        answer = sharing.arguments_of(task).run(_backend_name, progress)
+        return dataclasses.replace(answer, fields=sharing.shared_fields(answer.fields, prefix, threshold))
     except MemoryError:
         raise EngineError(
             TOO_LARGE, "the computation ran out of the worker's memory; make the arrays smaller"

@@ -1,7 +1,7 @@
 """gradserve's /v1/grad of 2*dot(x, x) beside a bare endpoint doing the same arithmetic, driven
 by wrk (one thread), side by side in one run.
 
-    .venv/bin/python -m bench.http [--seconds 8] [--workers 2]
+    .venv/bin/python -m bench.http [--seconds 8] [--workers 2] [--processes 2] [--cases 1,2]
 
 (run as a module: as a file, its own name would shadow the standard library's `http`.)
 
@@ -33,6 +33,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from app.settings import DEFAULT_PROCESSES
 from bench.server import start
 
 CASES = [  # (name, n, encoding, clients, target ratio)
@@ -113,13 +114,13 @@ def wrk(url: str, body: bytes, clients: int, seconds: int, scratch: Path) -> dic
 def run(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench.http needs wrk: apt-get install wrk")
-    gradserve, gradserve_url = start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--log-level",
-                                      "warning"])  # fmt: skip
+    gradserve, gradserve_url = start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--processes",
+                                      str(args.processes), "--log-level", "warning"])  # fmt: skip
     bare, bare_url = start(["-m", "bench.http", "--bare-server"])
     rows = []
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            for name, n, encoding, clients, target in CASES:
+            for name, n, encoding, clients, target in [CASES[int(i) - 1] for i in args.cases.split(",")]:
                 body = grad_body(n, encoding)
                 figures = []
                 for url in (f"{gradserve_url}/v1/grad", f"{bare_url}/v1/grad"):
@@ -131,7 +132,8 @@ def run(args: argparse.Namespace) -> None:
         for process in (gradserve, bare):
             process.terminate()
             process.wait(timeout=30)
-    print(f"\nwrk, one thread, {args.seconds} s a case; gradserve with {args.workers} workers; loopback\n")
+    print(f"\nwrk, one thread, {args.seconds} s a case; gradserve with {args.workers} workers and "
+          f"{args.processes} API processes; loopback\n")  # fmt: skip
     print(f"{'case':<26} {'gradserve req/s (p50/p99 ms, non-2xx)':>40} {'bare req/s (p50/p99 ms)':>28} "
           f"{'ratio':>6} {'target':>7}")  # fmt: skip
     for name, target, ours, bare_figures in rows:
@@ -145,6 +147,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8, help="seconds wrk runs each case against each server")
     parser.add_argument("--workers", type=int, default=2, help="gradserve's worker processes")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=DEFAULT_PROCESSES,
+        help=f"gradserve's API processes (default {DEFAULT_PROCESSES})",
+    )
+    parser.add_argument("--cases", default="1,2,3,4", help="which cases, by number (1-4, comma-separated)")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

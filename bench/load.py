@@ -279,7 +279,8 @@ def report(run: Run, start_memory: Memory, end_memory: Memory) -> list[str]:
 
 async def main_async(args: argparse.Namespace) -> int:
     with tempfile.TemporaryFile() as log:
-        server, url = start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--log-level", "warning"],
+        server, url = start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--processes", "1",
+                             "--log-level", "warning"],
                             log=log)  # fmt: skip
         try:
             start_memory = memory_of(server.pid)

@@ -116,11 +116,13 @@ class ProductTask:
         results = self.operation.result_shapes(self.function, self.positions)
         object.__setattr__(self, "estimate", cost.estimate(self.rest, results, [1], 1))
 
-    def run(self, backend_name: str = "numpy") -> Answer:
+    def run(self, backend_name: str = "numpy", progress: tasks.Progress | None = None) -> Answer:
         started = time.perf_counter()
         fields = tasks.run_and_pack(
             self.operation, self.rest, self.arguments, self.function, self.positions, backend_name
         )
+        if progress is not None:
+            progress(1, 1)
         return Answer(fields, len(self.rest.equations), time.perf_counter() - started)
 
 
@@ -136,7 +138,7 @@ class LinearizeTask:
     limits: Limits
     estimate: cost.Cost | None = None
 
-    def run(self, backend_name: str = "numpy") -> Answer:
+    def run(self, backend_name: str = "numpy", progress: tasks.Progress | None = None) -> Answer:
         started = time.perf_counter()
         fn = self.function or frontends.from_program(self.source, self.inputs, self.limits)
         positions = _checked_positions(fn, self.options, self.limits)
@@ -146,6 +148,8 @@ class LinearizeTask:
         residuals = tuple(backend.to_host(r) for r in interpreter.run(forward, arguments, backend_name))
         linearization = Linearization(fn, positions, residuals)
         fields = {"value": linearization.value, "linearization": linearization}
+        if progress is not None:
+            progress(1, 1)
         return Answer(fields, len(fn.equations), time.perf_counter() - started)
 
 

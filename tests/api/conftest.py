@@ -60,13 +60,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server_url() -> Any:
-    """`gradserve serve` on a free loopback port, with one worker; stopped after the session."""
+    """`gradserve serve` on a free loopback port, one API process with one worker (tests/api/
+    test_processes.py runs several); stopped after the session."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--log-level", "warning"],
+             "--processes", "1", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"

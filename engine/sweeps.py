@@ -84,7 +84,10 @@ class Structure:
     pattern: Any
     colours: np.ndarray
     rows: np.ndarray
-    sources: tuple[np.ndarray, np.ndarray]
+    # Where each nonzero is among a sweep's products (one row per seed, flattened): with the
+    # colours' seeds (compressed), or with the basis's (plain).
+    compressed_positions: np.ndarray
+    plain_positions: np.ndarray
     blocks: tuple[Block, ...]
     # The seeds of a compressed sweep, split as the seeded function takes them: by batch size,
     # a list with one entry per run. They are the same for every answer.
@@ -97,7 +100,8 @@ class Structure:
 
     @property
     def approximate_bytes(self) -> int:
-        arrays = [self.pattern.indices, self.pattern.indptr, self.colours, self.rows, *self.sources]
+        arrays = [self.pattern.indices, self.pattern.indptr, self.colours, self.rows, self.compressed_positions,
+                  self.plain_positions]  # fmt: skip
         arrays += [a for b in self.blocks for a in (b.indptr, b.rows, b.columns)]
         return sum(a.nbytes for a in arrays) + 512 * (1 + len(self.blocks))
 
@@ -125,8 +129,18 @@ def structure(fn: Function, wrt: tuple[int, ...], direction: str) -> Structure |
     colours = np.arange(seeded) if too_many_pairs else _COLOURINGS[direction](pattern)
     rows = _read_only(_rows(pattern.indptr))
     blocks = tuple(_block(rows, pattern.indices, span) for span in _spans(fn, wrt, direction == HESSIAN))
-    sources = tuple(_read_only(a) for a in _SOURCES[direction](pattern, colours))
-    return Structure(pattern, colours, rows, sources, blocks)
+    compressed = _among_products(_SOURCES[direction](pattern, colours), direction, pattern.shape)
+    plain = _among_products((rows, pattern.indices), direction, pattern.shape)
+    return Structure(pattern, colours, rows, compressed, plain, blocks)
+
+
+def _among_products(at: tuple[np.ndarray, np.ndarray], direction: str, shape: tuple[int, int]) -> np.ndarray:
+    """Flat positions in a sweep's products of the derivative's (row, column) entries `at`: a
+    reverse sweep's product is a row of the matrix, a forward (or Hessian) sweep's a column."""
+    rows, columns = at
+    if direction == REVERSE:
+        return _read_only(rows.astype(np.int64) * shape[1] + columns)
+    return _read_only(columns.astype(np.int64) * shape[0] + rows)
 
 
 def _spans(fn: Function, wrt: tuple[int, ...], hessian: bool) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -160,8 +174,8 @@ def basis_size(fn: Function, wrt: tuple[int, ...], direction: str) -> int:
 
 
 def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str, limits: Limits | None) -> Sweep | None:
-    """The sweep that takes fewest seed vectors among `directions` (the first wins a tie),
-    dense or compressed, in batches that keep intermediates under the limit; None where that
+    """The sweep that takes fewest seed vectors among `directions` (the first wins a tie
+    between dense ones), dense or compressed, in batches that keep intermediates under the limit; None where that
     is the one batched dense sweep over the whole basis in a dense result (the plain path)."""
     within = _batch_within(fn, limits)
     if within < 1 or not wrt:
@@ -178,7 +192,9 @@ def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str,
                 f'format "{format}" cannot carry it (differentiate with respect to fewer inputs)',
             )
         dense = [candidate for candidate in dense if candidate[-1] in structures]
-    candidates = dense + [(known.count, True, directions.index(d), d) for d, known in structures.items()]
+    # Between compressed sweeps of as many colours, forward's: a JVP reads slices where a VJP
+    # scatters into zeros.
+    candidates = dense + [(known.count, True, d != FORWARD, d) for d, known in structures.items()]
     seeds, compressed, _, direction = min(candidates)
     batch = min(seeds, within)
     if not compressed and batch == seeds and format == "dense":
@@ -250,11 +266,12 @@ def run(
         if progress is not None:
             progress(index + 1, sweep.runs)
     products = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    # products holds, per seed, one column of the matrix (forward, hessian) or one row (reverse)
-    matrix = products if sweep.direction == REVERSE else products.T
     if known is None:
+        # products holds, per seed, one column of the matrix (forward, hessian) or one row (reverse)
+        matrix = products if sweep.direction == REVERSE else products.T
         return value, _dense_blocks(fn, wrt, sweep.direction == HESSIAN, matrix)
-    values = matrix[known.sources] if sweep.compressed else matrix[known.rows, known.pattern.indices]
+    positions = known.compressed_positions if sweep.compressed else known.plain_positions
+    values = np.ascontiguousarray(products).ravel().take(positions)
     if format != "dense":
         return value, [block.sparse(values, format) for block in known.blocks]
     scattered = np.zeros(known.pattern.shape, dtype=values.dtype)

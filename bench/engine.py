@@ -9,16 +9,21 @@ serving). The ratio column is engine / reference: below 1 means the engine is fa
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
+import threadpoolctl
 import torch
 
 from engine import api, ops
 from engine.ir import ShapedArray
 from engine.tracing import trace
+
+# One thread each, as a worker runs (app/worker.py): the engine's BLAS, torch's, and XLA's.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 try:
     import jax
@@ -29,43 +34,63 @@ except ImportError:  # JAX is optional: the comparison column is left empty with
     jax = None
 
 
-def median_seconds(call: Callable[[], object], budget: float = 0.5) -> float:
-    call()
-    start = time.perf_counter()
-    call()
-    once = max(time.perf_counter() - start, 1e-7)
-    number = max(1, int(0.05 / once))
-    samples = []
-    deadline = time.perf_counter() + budget
-    while len(samples) < 5 or (time.perf_counter() < deadline and len(samples) < 50):
+REFERENCES = ("torch", "numpy", "jax")
+
+
+def interleaved_medians(calls: dict[str, Callable[[], object]], budget: float = 1.0) -> dict[str, float]:
+    """The median seconds of one call of each, sampled in turn (a batch of calls each, about
+    20 ms), so that a busier moment of the machine weighs on every column alike."""
+    numbers = {}
+    for name, call in calls.items():
+        call()
         start = time.perf_counter()
-        for _ in range(number):
-            call()
-        samples.append((time.perf_counter() - start) / number)
-    return statistics.median(samples)
+        call()
+        numbers[name] = max(1, int(0.02 / max(time.perf_counter() - start, 1e-7)))
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    deadline = time.perf_counter() + budget * len(calls)
+    rounds = 0
+    while rounds < 5 or (time.perf_counter() < deadline and rounds < 100):
+        for name, call in calls.items():
+            number = numbers[name]
+            start = time.perf_counter()
+            for _ in range(number):
+                call()
+            samples[name].append((time.perf_counter() - start) / number)
+        rounds += 1
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
-def row(label: str, engine: float, references: dict[str, float | None]) -> None:
-    cells = [f"{label:<44}", f"{engine * 1e6:>12.1f}"]
-    for value in references.values():
-        if value is None:
+def row(label: str, engine: Callable[[], object], references: dict[str, Callable[[], object] | None]) -> None:
+    """Time the engine and each reference given (None: not measured) side by side; print them."""
+    given = {name: call for name, call in references.items() if call is not None}
+    medians = interleaved_medians({"engine": engine, **given})
+    cells = [f"{label:<48}", f"{medians['engine'] * 1e6:>12.1f}"]
+    for name in REFERENCES:
+        if name not in medians:
             cells += [f"{'-':>12}", f"{'-':>7}"]
         else:
-            cells += [f"{value * 1e6:>12.1f}", f"{engine / value:>7.2f}"]
-    print(" ".join(cells))
+            cells += [f"{medians[name] * 1e6:>12.1f}", f"{medians['engine'] / medians[name]:>7.2f}"]
+    print(" ".join(cells), flush=True)
 
 
 def header(references: list[str]) -> None:
-    cells = [f"{'benchmark (microseconds per call)':<44}", f"{'engine':>12}"]
+    cells = [f"{'benchmark (microseconds per call)':<48}", f"{'engine':>12}"]
     for name in references:
         cells += [f"{name:>12}", f"{'ratio':>7}"]
     print(" ".join(cells))
 
 
+def _jitted(function: Callable, *args: object) -> Callable[[], object] | None:
+    """A call of `function` compiled by JAX on `args`, waited for; None without JAX."""
+    if jax is None:
+        return None
+    step = jax.jit(function)
+    return lambda: jax.block_until_ready(step(*args))
+
+
 def bench_dot_gradient(n: int) -> None:
     fn = trace(lambda x: 2 * ops.dot(x, x), {"x": ShapedArray((n,), "float64")})
     x = np.random.default_rng(0).normal(size=n)
-    engine = median_seconds(lambda: api.value_and_grad(fn, {"x": x}))
 
     def torch_eager():
         t = torch.tensor(x, requires_grad=True)
@@ -73,16 +98,12 @@ def bench_dot_gradient(n: int) -> None:
         y.backward()
         return y.item(), t.grad.numpy()
 
-    numpy_by_hand = median_seconds(lambda: (2 * x @ x, 4 * x))
-    jax_jit = None
-    if jax is not None:
-        step = jax.jit(jax.value_and_grad(lambda x: 2 * jnp.dot(x, x)))
-        jax_jit = median_seconds(lambda: jax.block_until_ready(step(x)))
-    row(
-        f"grad of 2*dot(x,x), n={n:g}",
-        engine,
-        {"torch": median_seconds(torch_eager), "numpy": numpy_by_hand, "jax": jax_jit},
-    )
+    references = {
+        "torch": torch_eager,
+        "numpy": lambda: (2 * x @ x, 4 * x),
+        "jax": _jitted(jax and jax.value_and_grad(lambda x: 2 * jnp.dot(x, x)), x),
+    }
+    row(f"grad of 2*dot(x,x), n={n:g}", lambda: api.value_and_grad(fn, {"x": x}), references)
 
 
 def bench_jacobian(mode: str) -> None:
@@ -90,17 +111,15 @@ def bench_jacobian(mode: str) -> None:
     rng = np.random.default_rng(1)
     A, x = rng.normal(size=(n, n)) / np.sqrt(n), rng.normal(size=n)
     fn = trace(lambda A, x: ops.tanh(A @ x), {"A": ShapedArray((n, n), "float64"), "x": ShapedArray((n,), "float64")})
-    engine = median_seconds(lambda: api.jacobian(fn, {"A": A, "x": x}, wrt=["x"], mode=mode))
     transform = torch.func.jacfwd if mode == "forward" else torch.func.jacrev
-    ta = torch.tensor(A)
+    ta, tx = torch.tensor(A), torch.tensor(x)
     torch_jacobian = transform(lambda t: torch.tanh(ta @ t))
-    tx = torch.tensor(x)
-    jax_jit = None
-    if jax is not None:
-        jax_transform = jax.jacfwd if mode == "forward" else jax.jacrev
-        step = jax.jit(jax_transform(lambda x, A: jnp.tanh(A @ x)))
-        jax_jit = median_seconds(lambda: jax.block_until_ready(step(x, A)))
-    references = {"torch": median_seconds(lambda: torch_jacobian(tx).numpy()), "numpy": None, "jax": jax_jit}
+    jax_transform = jax and (jax.jacfwd if mode == "forward" else jax.jacrev)
+    references = {
+        "torch": lambda: torch_jacobian(tx).numpy(),
+        "jax": _jitted(jax and jax_transform(lambda x, A: jnp.tanh(A @ x)), x, A),
+    }
+    engine = lambda: api.jacobian(fn, {"A": A, "x": x}, wrt=["x"], mode=mode)  # noqa: E731
     row(f"jacobian of tanh(A@x) wrt x, 200x200, {mode}", engine, references)
 
 
@@ -108,29 +127,58 @@ def bench_hessian() -> None:
     n = 100
     x = np.random.default_rng(2).normal(size=n)
     fn = trace(lambda x: ops.sum(ops.sin(x) * x**2), {"x": ShapedArray((n,), "float64")})
-    engine = median_seconds(lambda: api.hessian(fn, {"x": x}))
     torch_hessian = torch.func.hessian(lambda t: torch.sum(torch.sin(t) * t**2))
     tx = torch.tensor(x)
-    jax_jit = None
-    if jax is not None:
-        step = jax.jit(jax.hessian(lambda x: jnp.sum(jnp.sin(x) * x**2)))
-        jax_jit = median_seconds(lambda: jax.block_until_ready(step(x)))
-    references = {"torch": median_seconds(lambda: torch_hessian(tx).numpy()), "numpy": None, "jax": jax_jit}
-    row("hessian of sum(sin(x)*x**2), n=100", engine, references)
+    references = {
+        "torch": lambda: torch_hessian(tx).numpy(),
+        "jax": _jitted(jax and jax.hessian(lambda x: jnp.sum(jnp.sin(x) * x**2)), x),
+    }
+    row("hessian of sum(sin(x)*x**2), n=100", lambda: api.hessian(fn, {"x": x}), references)
+
+
+def bench_mlp_gradient() -> None:
+    """The gradient of a 3-layer tanh MLP's sum of squares wrt its three weight matrices."""
+    width, batch = 256, 64
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(batch, width))
+    weights = [rng.normal(size=(width, width)) / np.sqrt(width) for _ in range(3)]
+    names = ["w1", "w2", "w3"]
+
+    def mlp(x, w1, w2, w3, tanh=ops.tanh, total=ops.sum):
+        out = tanh(tanh(tanh(x @ w1) @ w2) @ w3)
+        return total(out * out)
+
+    avals = {"x": ShapedArray((batch, width), "float64")} | {n: ShapedArray((width, width), "float64") for n in names}
+    fn = trace(mlp, avals)
+    inputs = {"x": x, **dict(zip(names, weights))}
+    tx = torch.tensor(x)
+
+    def torch_eager():
+        tw = [torch.tensor(w, requires_grad=True) for w in weights]
+        y = mlp(tx, *tw, tanh=torch.tanh, total=torch.sum)
+        y.backward()
+        return y.item(), [t.grad.numpy() for t in tw]
+
+    jax_mlp = jax and jax.value_and_grad(lambda ws, x: mlp(x, *ws, tanh=jnp.tanh, total=jnp.sum))
+    references = {"torch": torch_eager, "jax": _jitted(jax_mlp, weights, x)}
+    engine = lambda: api.value_and_grad(fn, inputs, wrt=names)  # noqa: E731
+    row(f"grad of a 3-layer tanh MLP, {width} wide, batch {batch}", engine, references)
 
 
 def main() -> None:
     torch.set_num_threads(1)
+    threadpoolctl.threadpool_limits(1)
     print(
         f"numpy {np.__version__}, torch {torch.__version__} (eager, torch.func for Jacobians and Hessians)"
         + (f", jax {jax.__version__} (jit)" if jax is not None else ", jax not installed")
     )
-    header(["torch", "numpy", "jax"])
+    header(list(REFERENCES))
     for n in (4, 1_000, 1_000_000):
         bench_dot_gradient(n)
     bench_jacobian("forward")
     bench_jacobian("reverse")
     bench_hessian()
+    bench_mlp_gradient()
 
 
 if __name__ == "__main__":

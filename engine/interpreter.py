@@ -8,6 +8,7 @@ liveness, and running a cached plan costs little more than the array calls thems
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from engine import backend, integers
@@ -24,7 +25,9 @@ class Plan:
 
         def slot_of(atom) -> int:
             if isinstance(atom, Literal):
-                constants.append((len(slots) + len(constants), literal_array(xp, atom)))
+                # `[()]`: numpy's scalar type rather than a 0-d array (other namespaces keep
+                # theirs), whose arithmetic costs a fraction of an array's on small operands.
+                constants.append((len(slots) + len(constants), literal_array(xp, atom)[()]))
                 return constants[-1][0]
             return slots[atom]
 
@@ -35,6 +38,8 @@ class Plan:
                     last_reader[atom] = index
         kept = {o for o in fn.outputs if isinstance(o, Var)}
 
+        # Each step is (the implementation bound to xp and the parameters, its input slots,
+        # its output slot, the slots it frees, its origin): the loop in `run` only calls.
         self.steps = []
         for index, eqn in enumerate(fn.equations):
             inputs = tuple(slot_of(a) for a in eqn.inputs)
@@ -46,11 +51,13 @@ class Plan:
                 if last_reader[a] == index and a not in kept
             )
             impl = integers.checked(eqn.primitive.impl, eqn.output.aval.dtype)
-            self.steps.append((impl, inputs, eqn.kwargs, out, freed, eqn.origin))
+            self.steps.append((partial(impl, xp, **eqn.kwargs), inputs, out, freed, eqn.origin))
         self.outputs = tuple(slot_of(o) for o in fn.outputs)
-        self.constants = constants
-        self.size = len(slots) + len(constants)
         self.arity = len(fn.inputs)
+        # The slots as a run starts: the constants in place, the rest to be filled.
+        self.initial: list[Any] = [None] * (len(slots) + len(constants))
+        for index, constant in constants:
+            self.initial[index] = constant
 
     # Measured about 620 bytes a step (a tuple of slots, its freed slots, the parameters).
     BYTES_PER_STEP = 900
@@ -59,22 +66,19 @@ class Plan:
     def approximate_bytes(self) -> int:
         return self.BYTES_PER_STEP * (len(self.steps) + 1)
 
+    # engine.evaluation.evaluate_equation's work, inlined: one errstate for the whole run
+    # rather than one a step, which would cost more than a small step's array call.
+    @backend.quietly
     def run(self, args: Sequence[Any]) -> list[Any]:
-        xp = self.xp
-        values: list[Any] = [None] * self.size
+        values = self.initial.copy()
         values[: self.arity] = args
-        for index, constant in self.constants:
-            values[index] = constant
-        # engine.evaluation.evaluate_equation's work, inlined: one errstate for the whole run
-        # rather than one a step, which would cost more than a small step's array call.
-        with backend.quiet():
-            for impl, inputs, params, out, freed, origin in self.steps:
-                try:
-                    values[out] = impl(xp, *[values[i] for i in inputs], **params)
-                except NUMERIC_ERRORS as error:
-                    raise numeric_failure(origin, error) from None
-                for i in freed:
-                    values[i] = None
+        for call, inputs, out, freed, origin in self.steps:
+            try:
+                values[out] = call(*[values[i] for i in inputs])
+            except NUMERIC_ERRORS as error:
+                raise numeric_failure(origin, error) from None
+            for i in freed:
+                values[i] = None
         return [values[i] for i in self.outputs]
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from engine import backend, integers
 from engine.cache import TRANSFORMS
 from engine.evaluation import NUMERIC_ERRORS, literal_array, numeric_failure
@@ -81,12 +83,17 @@ class Plan:
                 values[i] = None
         return [values[i] for i in self.outputs]
 
+    def run_on_host(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """`run` on host (numpy) arrays, handing back host arrays."""
+        xp = self.xp
+        return [backend.to_host(r) for r in self.run([backend.to_backend(xp, a) for a in arrays])]
+
 
 @TRANSFORMS.memoize(lambda compiled: compiled.approximate_bytes)
 def plan(fn: Function, backend_name: str) -> Plan:
     return Plan(fn, backend.namespace(backend_name))
 
 
-def run(fn: Function, args: Sequence[Any], backend_name: str = "numpy") -> list[Any]:
-    """Run `fn` on backend arrays (in input order); returns backend arrays."""
-    return plan(fn, backend_name).run(args)
+def run_on_host(fn: Function, arrays: Sequence[np.ndarray], backend_name: str = "numpy") -> list[np.ndarray]:
+    """Run `fn` on host arrays (in input order), on the backend; returns host arrays."""
+    return plan(fn, backend_name).run_on_host(arrays)

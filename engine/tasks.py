@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from engine import backend, cost, frontends, interpreter, verification
+from engine.cache import TRANSFORMS
 from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, TOO_LARGE, EngineError, pointer
-from engine.ir import Function, ShapedArray
+from engine.ir import DTYPES, Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Operation, Options, lookup
 
@@ -49,32 +50,33 @@ class Task:
     def run(self, backend_name: str = "numpy") -> Answer:
         started = time.perf_counter()
         fn = self.function
-        transformed = self.operation.build(fn, self.positions, self.mode, self.reduce_sum)
-        fields = run_and_pack(self.operation, transformed, self.arguments, fn, self.positions, backend_name)
+        plan = compiled(self.operation.name, fn, self.positions, self.mode, self.reduce_sum, backend_name)
+        fields = packed(self.operation, plan.run_on_host(self.arguments), fn, self.positions)
         if "mode" in self.operation.options:
             fields["mode"] = self.mode
         checked = verification.verify(self, fields, backend_name) if self.verify else None
         return Answer(fields, len(fn.equations), time.perf_counter() - started, checked)
 
 
-def run_and_pack(
-    op: Operation,
-    transformed: Function,
-    arguments: Sequence[np.ndarray],
-    fn: Function,
-    positions: tuple[int, ...],
-    backend_name: str,
-) -> dict[str, Any]:
-    """Run the function `op` built for `fn` on its arguments; its outputs (the value, then each
-    result's arrays) as the answer's fields."""
-    xp = backend.namespace(backend_name)
-    outputs = interpreter.run(transformed, [backend.to_backend(xp, a) for a in arguments], backend_name)
-    value, *arrays = [backend.to_host(output) for output in outputs]
+@TRANSFORMS.memoize(lambda plan: plan.approximate_bytes)
+def compiled(operation: str, fn: Function, positions: tuple[int, ...], mode: str | None, reduce_sum: bool,
+             backend_name: str) -> interpreter.Plan:  # fmt: skip
+    """The plan that runs `operation` of `fn`: one cache lookup a call, where the transformed
+    function and then its plan would be two (a small function's run costs little more)."""
+    transformed = lookup(operation).build(fn, positions, mode, reduce_sum)
+    return interpreter.Plan(transformed, backend.namespace(backend_name))
+
+
+def packed(op: Operation, outputs: Sequence[np.ndarray], fn: Function, positions: tuple[int, ...]) -> dict[str, Any]:
+    """The outputs of the function `op` built for `fn` (the value, then each result's arrays)
+    as the answer's fields."""
     names = [fn.input_names[i] for i in positions]
-    fields: dict[str, Any] = {"value": value}
+    fields: dict[str, Any] = {"value": outputs[0]}
+    start = 1
     for result in op.results:
-        count = result.count(len(names))
-        fields[result.name], arrays = result.pack(names, arrays[:count]), arrays[count:]
+        end = start + result.count(len(names))
+        fields[result.name] = result.pack(names, outputs[start:end])
+        start = end
     return fields
 
 
@@ -211,10 +213,14 @@ def sized_extra(op: Operation, extra: Any, limits: Limits, dtype: str | None) ->
     return sized(extra, pointer(op.extra.name), limits, dtype)
 
 
+# numpy's dtypes by name, made once: asarray given a name parses it on every call.
+_NUMPY_DTYPES = {name: np.dtype(name) for name in DTYPES}
+
+
 def _host_array(value: Any, aval: ShapedArray, field: str, name: str | None = None) -> np.ndarray:
     """`value` as an array of `aval`'s dtype, which must have its shape; `field` (and `name`)
     say where the request gave it."""
-    array = np.asarray(value, dtype=aval.dtype)
+    array = np.asarray(value, dtype=_NUMPY_DTYPES[aval.dtype])
     if array.shape != aval.shape:
         what = f"{field}[{name!r}]" if name is not None else field
         location = pointer(field) if name is None else pointer(field, name)
@@ -226,7 +232,7 @@ def input_arguments(fn: Function, inputs: Mapping[str, Any]) -> tuple[np.ndarray
     missing = [n for n in fn.input_names if n not in inputs]
     if missing:
         raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs")
-    return tuple(_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs))
+    return tuple([_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs)])
 
 
 def extra_arguments(fn: Function, op: Operation, positions: tuple[int, ...], extra: Any) -> tuple[np.ndarray, ...]:

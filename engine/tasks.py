@@ -22,7 +22,10 @@ from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Operation, Options, lookup
 
 
-@dataclass(frozen=True)
+# Answer and Task are made on every call, and a frozen dataclass sets each field through
+# object.__setattr__, which costs as much as a small function's whole run: they are plain
+# dataclasses, which nothing changes once made.
+@dataclass
 class Answer:
     fields: dict[str, Any]  # "value", then each result's field (and "mode" where one was chosen)
     nodes: int  # equations of the function as built
@@ -30,7 +33,7 @@ class Answer:
     verification: dict[str, Any] | None = None  # with verify: engine.verification's report
 
 
-@dataclass(frozen=True)
+@dataclass
 class Task:
     """A checked request: the function, its arguments in order (inputs, then the extra's
     arrays) and the resolved options. `run` checks nothing again."""
@@ -148,9 +151,9 @@ def resolve(fn: Function, op: Operation, options: Options, extra: Any = None) ->
 
 
 def wrt_positions(fn: Function, wrt: Sequence[str] | None) -> tuple[int, ...]:
-    names = list(fn.input_names)
     if wrt is None:
-        return tuple(i for i, v in enumerate(fn.inputs) if v.aval.is_float)
+        return tuple([i for i, v in enumerate(fn.inputs) if v.aval.is_float])
+    names = list(fn.input_names)
     positions = []
     for name in wrt:
         if name not in names:

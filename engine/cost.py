@@ -25,6 +25,11 @@ class Cost:
     operations: int  # equations of the function as given, before differentiation
     mode: str | None = None  # the Jacobian mode that would be used
 
+    @property
+    def approximate_bytes(self) -> int:
+        """What one weighs in a cache: the record, and its results' names and shapes."""
+        return 600 + 250 * len(self.results)
+
 
 # Arrays a sweep computes per array of the function, by derivative order: the value, its
 # tangent or cotangent, and the partial derivatives the rules form. The heaviest rules

@@ -17,7 +17,8 @@ import numpy as np
 from engine import backend, cost, frontends, interpreter, verification
 from engine.cache import TRANSFORMS
 from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, TOO_LARGE, EngineError, pointer
-from engine.ir import DTYPES, Function, ShapedArray
+from engine.frontends.inputs import NUMPY_DTYPES
+from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Operation, Options, lookup
 
@@ -216,14 +217,10 @@ def sized_extra(op: Operation, extra: Any, limits: Limits, dtype: str | None) ->
     return sized(extra, pointer(op.extra.name), limits, dtype)
 
 
-# numpy's dtypes by name, made once: asarray given a name parses it on every call.
-_NUMPY_DTYPES = {name: np.dtype(name) for name in DTYPES}
-
-
 def _host_array(value: Any, aval: ShapedArray, field: str, name: str | None = None) -> np.ndarray:
     """`value` as an array of `aval`'s dtype, which must have its shape; `field` (and `name`)
     say where the request gave it."""
-    array = np.asarray(value, dtype=_NUMPY_DTYPES[aval.dtype])
+    array = np.asarray(value, dtype=NUMPY_DTYPES[aval.dtype])
     if array.shape != aval.shape:
         what = f"{field}[{name!r}]" if name is not None else field
         location = pointer(field) if name is None else pointer(field, name)
@@ -267,6 +264,15 @@ def estimate(fn: Function, operation: str, options: Options = DEFAULT_OPTIONS) -
 
 
 def _estimate(fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None) -> cost.Cost:
+    return _static_cost(fn, op.name, positions, mode)
+
+
+# A request's bounds follow from its function's shapes alone: worked out once per function
+# and operation, not on every request (a pass over the equations, as long as the run of a
+# small function).
+@TRANSFORMS.memoize(lambda estimate: estimate.approximate_bytes)
+def _static_cost(fn: Function, operation: str, positions: tuple[int, ...], mode: str | None) -> cost.Cost:
+    op = lookup(operation)
     return cost.estimate(fn, op.result_shapes(fn, positions), op.sweeps(fn, positions, mode), op.order, mode)
 
 

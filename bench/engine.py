@@ -4,7 +4,9 @@
 
 Each figure is the median time of one call, over repeated calls after a warm-up (so the
 engine's transformed-function cache and JAX's compilation are excluded, as in steady
-serving). The ratio column is engine / reference: below 1 means the engine is faster.
+serving), the columns of a row sampled in turn. The engine is called through `engine.api`
+(a built function's value and derivatives), except in the row that says it runs the
+service's path. The ratio column is engine / reference: below 1 means the engine is faster.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import threadpoolctl
 import torch
 
-from engine import api, ops
+from engine import api, boundary, ops
 from engine.ir import ShapedArray
 from engine.tracing import trace
 
@@ -88,9 +90,16 @@ def _jitted(function: Callable, *args: object) -> Callable[[], object] | None:
     return lambda: jax.block_until_ready(step(*args))
 
 
-def bench_dot_gradient(n: int) -> None:
+def bench_dot_gradient(n: int, service_path: bool = False) -> None:
+    """Through `api.value_and_grad` (a built function), or with `service_path` as the service
+    computes a request: `boundary.prepare` (the expression's function from its cache, the
+    checks) then `Task.run`."""
     fn = trace(lambda x: 2 * ops.dot(x, x), {"x": ShapedArray((n,), "float64")})
     x = np.random.default_rng(0).normal(size=n)
+    if service_path:
+        engine = lambda: boundary.prepare({"expression": "2*dot(x,x)"}, {"x": x}, "grad").run()  # noqa: E731
+    else:
+        engine = lambda: api.value_and_grad(fn, {"x": x})  # noqa: E731
 
     def torch_eager():
         t = torch.tensor(x, requires_grad=True)
@@ -103,7 +112,8 @@ def bench_dot_gradient(n: int) -> None:
         "numpy": lambda: (2 * x @ x, 4 * x),
         "jax": _jitted(jax and jax.value_and_grad(lambda x: 2 * jnp.dot(x, x)), x),
     }
-    row(f"grad of 2*dot(x,x), n={n:g}", lambda: api.value_and_grad(fn, {"x": x}), references)
+    label = f"grad of 2*dot(x,x), n={n:g}" + (", prepare + Task.run" if service_path else "")
+    row(label, engine, references)
 
 
 def bench_jacobian(mode: str) -> None:
@@ -175,6 +185,7 @@ def main() -> None:
     header(list(REFERENCES))
     for n in (4, 1_000, 1_000_000):
         bench_dot_gradient(n)
+    bench_dot_gradient(4, service_path=True)
     bench_jacobian("forward")
     bench_jacobian("reverse")
     bench_hessian()

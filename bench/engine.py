@@ -161,10 +161,10 @@ def bench_mlp_gradient() -> None:
     avals = {"x": ShapedArray((batch, width), "float64")} | {n: ShapedArray((width, width), "float64") for n in names}
     fn = trace(mlp, avals)
     inputs = {"x": x, **dict(zip(names, weights))}
-    tx = torch.tensor(x)
+    tx = torch.from_numpy(x)
 
-    def torch_eager():
-        tw = [torch.tensor(w, requires_grad=True) for w in weights]
+    def torch_eager():  # the weights as leaves sharing numpy's memory: no copy is timed
+        tw = [torch.from_numpy(w).requires_grad_() for w in weights]
         y = mlp(tx, *tw, tanh=torch.tanh, total=torch.sum)
         y.backward()
         return y.item(), [t.grad.numpy() for t in tw]

@@ -33,6 +33,13 @@ NestedNumbers = TypeAliasType(
         ),
     ],
 )
+NestedBooleans = TypeAliasType(
+    "NestedBooleans",
+    Annotated[
+        Union[bool, list["NestedBooleans"]],  # noqa: UP007 - a recursive alias needs the Union form
+        Field(description="a boolean array (a comparison's value), as JSON booleans"),
+    ],
+)
 Dtype = Literal["float64", "float32", "int64", "int32", "bool"]
 Shape = Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=arrays.MAX_NDIM)]
 # Padded standard base64, as the service decodes it (that the bytes fill the shape, no schema can say).
@@ -73,7 +80,7 @@ ArrayIn = Annotated[Any, PlainValidator(_decode, json_schema_input_type=Union[Ne
 ArrayOrShapeIn = Annotated[
     Any, PlainValidator(_decode_or_shape, json_schema_input_type=Union[NestedNumbers, EncodedArray, ArrayShape])  # noqa: UP007
 ]
-ArrayOut = Union[NestedNumbers, EncodedArray]  # noqa: UP007
+ArrayOut = Union[NestedNumbers, NestedBooleans, EncodedArray]  # noqa: UP007
 
 
 # ---- the function ----
@@ -410,14 +417,6 @@ class DerivativeResponse(ResponseModel):
 
 # ---- /v1/trace ----
 
-
-NestedBooleans = TypeAliasType(
-    "NestedBooleans",
-    Annotated[
-        Union[bool, list["NestedBooleans"]],  # noqa: UP007 - a recursive alias needs the Union form
-        Field(description="a boolean array (a comparison's value), as JSON booleans"),
-    ],
-)
 
 
 class ArraySummary(ResponseModel):

@@ -5,6 +5,7 @@ same checks, as a request to the service, without its size limits."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,14 @@ from engine.ir import Function
 from engine.operations import Options
 from engine.tasks import bind
 
+# Options are values, made once for each combination a caller uses rather than on every call.
+_options = lru_cache(maxsize=256)(Options)
+
 
 def _answer(fn: Function, operation: str, inputs: Mapping[str, Any], extra: Any = None, **options: Any) -> dict:
     backend_name = options.pop("backend_name", "numpy")
     wrt = options.pop("wrt", None)
-    options = Options(wrt=None if wrt is None else tuple(wrt), **options)
+    options = _options(wrt=None if wrt is None else tuple(wrt), **options)
     return bind(fn, operation, inputs, extra, options, limits=None).run(backend_name).fields
 
 

@@ -43,10 +43,15 @@ def gpu_available() -> bool:
 
 
 def to_backend(xp: Any, array: np.ndarray) -> Any:
+    # A numpy array is numpy's own: asarray would hand back the same array, a microsecond later.
+    if type(array) is np.ndarray and xp is namespace("numpy"):
+        return array
     return xp.asarray(array)
 
 
 def to_host(array: Any) -> np.ndarray:
+    if type(array) is np.ndarray:
+        return array
     if isinstance(array, (np.ndarray, np.generic)):
         return np.asarray(array)
     if hasattr(array, "get"):  # cupy
@@ -63,3 +68,8 @@ def quiet():
     """Let overflow and invalid operations give inf and nan, as IEEE arithmetic does,
     without numpy's warnings: the results carry the information."""
     return np.errstate(all="ignore")
+
+
+# `quiet` as a decorator: numpy sets its state around each call (per thread) without making
+# a context manager each time, which is much of the cost of running a small function.
+quietly = np.errstate(all="ignore")

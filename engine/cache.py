@@ -32,10 +32,13 @@ class WeightedCache:
             def cached(*args: Any) -> Any:
                 key = (build.__qualname__, *args)
                 with self._lock:
-                    if key in self._entries:
+                    # One lookup, not a test then a fetch: hashing a key that holds a
+                    # Function costs a Python call, and a hit is the steady state.
+                    entry = self._entries.get(key)
+                    if entry is not None:
                         self.hits += 1
                         self._entries.move_to_end(key)
-                        return self._entries[key][0]
+                        return entry[0]
                     self.misses += 1
                 result = build(*args)
                 self._store(key, result, weigh(result))

@@ -26,6 +26,11 @@ class Cost:
     mode: str | None = None  # the Jacobian mode that would be used
     sweep: dict | None = None  # how a Jacobian or Hessian is swept where not in one dense batch (engine.sweeps)
 
+    @property
+    def approximate_bytes(self) -> int:
+        """What one weighs in a cache: the record, and its results' names and shapes."""
+        return 600 + 250 * len(self.results)
+
 
 # Arrays a sweep computes per array of the function, by derivative order: the value, its
 # tangent or cotangent, and the partial derivatives the rules form. The heaviest rules

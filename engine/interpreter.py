@@ -8,7 +8,10 @@ liveness, and running a cached plan costs little more than the array calls thems
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
+
+import numpy as np
 
 from engine import backend, integers
 from engine.cache import TRANSFORMS
@@ -24,7 +27,9 @@ class Plan:
 
         def slot_of(atom) -> int:
             if isinstance(atom, Literal):
-                constants.append((len(slots) + len(constants), literal_array(xp, atom)))
+                # `[()]`: numpy's scalar type rather than a 0-d array (other namespaces keep
+                # theirs), whose arithmetic costs a fraction of an array's on small operands.
+                constants.append((len(slots) + len(constants), literal_array(xp, atom)[()]))
                 return constants[-1][0]
             return slots[atom]
 
@@ -35,6 +40,8 @@ class Plan:
                     last_reader[atom] = index
         kept = {o for o in fn.outputs if isinstance(o, Var)}
 
+        # Each step is (the implementation bound to xp and the parameters, its input slots,
+        # its output slot, the slots it frees, its origin): the loop in `run` only calls.
         self.steps = []
         for index, eqn in enumerate(fn.equations):
             inputs = tuple(slot_of(a) for a in eqn.inputs)
@@ -46,11 +53,13 @@ class Plan:
                 if last_reader[a] == index and a not in kept
             )
             impl = integers.checked(eqn.primitive.impl, eqn.output.aval.dtype)
-            self.steps.append((impl, inputs, eqn.kwargs, out, freed, eqn.origin))
+            self.steps.append((partial(impl, xp, **eqn.kwargs), inputs, out, freed, eqn.origin))
         self.outputs = tuple(slot_of(o) for o in fn.outputs)
-        self.constants = constants
-        self.size = len(slots) + len(constants)
         self.arity = len(fn.inputs)
+        # The slots as a run starts: the constants in place, the rest to be filled.
+        self.initial: list[Any] = [None] * (len(slots) + len(constants))
+        for index, constant in constants:
+            self.initial[index] = constant
 
     # Measured about 620 bytes a step (a tuple of slots, its freed slots, the parameters).
     BYTES_PER_STEP = 900
@@ -59,23 +68,25 @@ class Plan:
     def approximate_bytes(self) -> int:
         return self.BYTES_PER_STEP * (len(self.steps) + 1)
 
+    # engine.evaluation.evaluate_equation's work, inlined: one errstate for the whole run
+    # rather than one a step, which would cost more than a small step's array call.
+    @backend.quietly
     def run(self, args: Sequence[Any]) -> list[Any]:
-        xp = self.xp
-        values: list[Any] = [None] * self.size
+        values = self.initial.copy()
         values[: self.arity] = args
-        for index, constant in self.constants:
-            values[index] = constant
-        # engine.evaluation.evaluate_equation's work, inlined: one errstate for the whole run
-        # rather than one a step, which would cost more than a small step's array call.
-        with backend.quiet():
-            for impl, inputs, params, out, freed, origin in self.steps:
-                try:
-                    values[out] = impl(xp, *[values[i] for i in inputs], **params)
-                except NUMERIC_ERRORS as error:
-                    raise numeric_failure(origin, error) from None
-                for i in freed:
-                    values[i] = None
+        for call, inputs, out, freed, origin in self.steps:
+            try:
+                values[out] = call(*[values[i] for i in inputs])
+            except NUMERIC_ERRORS as error:
+                raise numeric_failure(origin, error) from None
+            for i in freed:
+                values[i] = None
         return [values[i] for i in self.outputs]
+
+    def run_on_host(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """`run` on host (numpy) arrays, handing back host arrays."""
+        xp = self.xp
+        return [backend.to_host(r) for r in self.run([backend.to_backend(xp, a) for a in arrays])]
 
 
 @TRANSFORMS.memoize(lambda compiled: compiled.approximate_bytes)
@@ -83,6 +94,6 @@ def plan(fn: Function, backend_name: str) -> Plan:
     return Plan(fn, backend.namespace(backend_name))
 
 
-def run(fn: Function, args: Sequence[Any], backend_name: str = "numpy") -> list[Any]:
-    """Run `fn` on backend arrays (in input order); returns backend arrays."""
-    return plan(fn, backend_name).run(args)
+def run_on_host(fn: Function, arrays: Sequence[np.ndarray], backend_name: str = "numpy") -> list[np.ndarray]:
+    """Run `fn` on host arrays (in input order), on the backend; returns host arrays."""
+    return plan(fn, backend_name).run_on_host(arrays)

@@ -325,8 +325,13 @@ class Function:
         one request's source never reports its errors at another's."""
         return self.key, hashlib.sha256("\n".join(map(repr, self.origins)).encode()).hexdigest()
 
-    def __hash__(self) -> int:
+    @cached_property
+    def _hash(self) -> int:
         return hash(self._identity)
+
+    def __hash__(self) -> int:
+        # Every cache lookup hashes its Function: once per function, not once per lookup.
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Function) and self._identity == other._identity
@@ -336,7 +341,7 @@ class Function:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        for derived in ("canonical_text", "key", "_identity"):
+        for derived in ("canonical_text", "key", "_identity", "_hash"):
             state.pop(derived, None)
         return state
 

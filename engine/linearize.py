@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import backend, boundary, cost, derivatives, frontends, interpreter, operations, tasks
+from engine import boundary, cost, derivatives, frontends, interpreter, operations, tasks
 from engine.cache import TRANSFORMS
 from engine.errors import NOT_SCALAR, TOO_LARGE, EngineError
 from engine.ir import Function, Var
@@ -118,9 +118,8 @@ class ProductTask:
 
     def run(self, backend_name: str = "numpy", progress: tasks.Progress | None = None) -> Answer:
         started = time.perf_counter()
-        fields = tasks.run_and_pack(
-            self.operation, self.rest, self.arguments, self.function, self.positions, backend_name
-        )
+        outputs = interpreter.run_on_host(self.rest, self.arguments, backend_name)
+        fields = tasks.packed(self.operation, outputs, self.function, self.positions)
         if progress is not None:
             progress(1, 1)
         return Answer(fields, len(self.rest.equations), time.perf_counter() - started)
@@ -143,9 +142,7 @@ class LinearizeTask:
         fn = self.function or frontends.from_program(self.source, self.inputs, self.limits)
         positions = _checked_positions(fn, self.options, self.limits)
         forward = linearized_functions(fn, positions).forward
-        xp = backend.namespace(backend_name)
-        arguments = [backend.to_backend(xp, a) for a in tasks.input_arguments(fn, self.inputs)]
-        residuals = tuple(backend.to_host(r) for r in interpreter.run(forward, arguments, backend_name))
+        residuals = tuple(interpreter.run_on_host(forward, tasks.input_arguments(fn, self.inputs), backend_name))
         linearization = Linearization(fn, positions, residuals)
         fields = {"value": linearization.value, "linearization": linearization}
         if progress is not None:

@@ -253,13 +253,14 @@ def run(
     """The value, and the derivative's blocks in the results' layout order: per wrt input
     for a Jacobian (output rows, that input's columns), per pair (a, b) for a Hessian."""
     xp = backend.namespace(backend_name)
-    primals = [backend.to_backend(xp, a) for a in arguments[: len(fn.inputs)]]
+    primals = [backend.to_backend(xp, a) for a in arguments[: len(fn.inputs)]]  # once, for every run
     seeded = derivatives.seeded_products(fn, wrt, sweep.direction, sweep.batch)
+    compiled = interpreter.plan(seeded, backend_name)
     known = structure(fn, wrt, sweep.direction) if sweep.compressed or format != "dense" else None
     parts = []
     for index, seeds in enumerate(_seed_runs(sweep, known, [v.aval for v in seeded.inputs[len(fn.inputs) :]])):
         seeds = [backend.to_backend(xp, seed) for seed in seeds]
-        value, *outputs = [backend.to_host(o) for o in interpreter.run(seeded, [*primals, *seeds], backend_name)]
+        value, *outputs = [backend.to_host(o) for o in compiled.run([*primals, *seeds])]
         count = min(sweep.batch, sweep.seeds - index * sweep.batch)
         flat = [o.reshape(sweep.batch, -1)[:count] for o in outputs]
         parts.append(flat[0] if len(flat) == 1 else np.concatenate(flat, axis=1))

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from engine import backend, cost, derivatives, frontends, interpreter, sweeps, verification
+from engine.cache import TRANSFORMS
 from engine.errors import BAD_INPUT, BAD_PARAM, BAD_WRT, DTYPE, NOT_SCALAR, TOO_LARGE, EngineError, pointer
+from engine.frontends.inputs import NUMPY_DTYPES
 from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Operation, Options, lookup
@@ -24,7 +26,10 @@ from engine.operations import DEFAULT_OPTIONS, JACOBIAN_MODES, REDUCTIONS, Opera
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
+# Answer and Task are made on every call, and a frozen dataclass sets each field through
+# object.__setattr__, which costs as much as a small function's whole run: they are plain
+# dataclasses, which nothing changes once made.
+@dataclass
 class Answer:
     fields: dict[str, Any]  # "value", then each result's field (and "mode" where one was chosen)
     nodes: int  # equations of the function as built
@@ -33,7 +38,7 @@ class Answer:
     sweep: dict[str, Any] | None = None  # a chunked or compressed sweep's report (engine.sweeps)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Task:
     """A checked request: the function, its arguments in order (inputs, then the extra's
     arrays) and the resolved options. `run` checks nothing again."""
@@ -58,8 +63,8 @@ class Task:
         started = time.perf_counter()
         fn = self.function
         if self.sweep is None:
-            transformed = self.operation.build(fn, self.positions, self.mode, self.reduce_sum)
-            fields = run_and_pack(self.operation, transformed, self.arguments, fn, self.positions, backend_name)
+            plan = compiled(self.operation.name, fn, self.positions, self.mode, self.reduce_sum, backend_name)
+            fields = packed(self.operation, plan.run_on_host(self.arguments), fn, self.positions)
         else:
             value, blocks = sweeps.run(self.sweep, fn, self.arguments, self.positions, self.format, backend_name,
                                        progress)  # fmt: skip
@@ -74,24 +79,25 @@ class Task:
         return Answer(fields, len(fn.equations), time.perf_counter() - started, checked, report)
 
 
-def run_and_pack(
-    op: Operation,
-    transformed: Function,
-    arguments: Sequence[np.ndarray],
-    fn: Function,
-    positions: tuple[int, ...],
-    backend_name: str,
-) -> dict[str, Any]:
-    """Run the function `op` built for `fn` on its arguments; its outputs (the value, then each
-    result's arrays) as the answer's fields."""
-    xp = backend.namespace(backend_name)
-    outputs = interpreter.run(transformed, [backend.to_backend(xp, a) for a in arguments], backend_name)
-    value, *arrays = [backend.to_host(output) for output in outputs]
+@TRANSFORMS.memoize(lambda plan: plan.approximate_bytes)
+def compiled(operation: str, fn: Function, positions: tuple[int, ...], mode: str | None, reduce_sum: bool,
+             backend_name: str) -> interpreter.Plan:  # fmt: skip
+    """The plan that runs `operation` of `fn`: one cache lookup a call, where the transformed
+    function and then its plan would be two (a small function's run costs little more)."""
+    transformed = lookup(operation).build(fn, positions, mode, reduce_sum)
+    return interpreter.Plan(transformed, backend.namespace(backend_name))
+
+
+def packed(op: Operation, outputs: Sequence[np.ndarray], fn: Function, positions: tuple[int, ...]) -> dict[str, Any]:
+    """The outputs of the function `op` built for `fn` (the value, then each result's arrays)
+    as the answer's fields."""
     names = [fn.input_names[i] for i in positions]
-    fields: dict[str, Any] = {"value": value}
+    fields: dict[str, Any] = {"value": outputs[0]}
+    start = 1
     for result in op.results:
-        count = result.count(len(names))
-        fields[result.name], arrays = result.pack(names, arrays[:count]), arrays[count:]
+        end = start + result.count(len(names))
+        fields[result.name] = result.pack(names, outputs[start:end])
+        start = end
     return fields
 
 
@@ -162,9 +168,9 @@ def resolve(fn: Function, op: Operation, options: Options, extra: Any = None) ->
 
 
 def wrt_positions(fn: Function, wrt: Sequence[str] | None) -> tuple[int, ...]:
-    names = list(fn.input_names)
     if wrt is None:
-        return tuple(i for i, v in enumerate(fn.inputs) if v.aval.is_float)
+        return tuple([i for i, v in enumerate(fn.inputs) if v.aval.is_float])
+    names = list(fn.input_names)
     positions = []
     for name in wrt:
         if name not in names:
@@ -230,7 +236,7 @@ def sized_extra(op: Operation, extra: Any, limits: Limits, dtype: str | None) ->
 def _host_array(value: Any, aval: ShapedArray, field: str, name: str | None = None) -> np.ndarray:
     """`value` as an array of `aval`'s dtype, which must have its shape; `field` (and `name`)
     say where the request gave it."""
-    array = np.asarray(value, dtype=aval.dtype)
+    array = np.asarray(value, dtype=NUMPY_DTYPES[aval.dtype])
     if array.shape != aval.shape:
         what = f"{field}[{name!r}]" if name is not None else field
         location = pointer(field) if name is None else pointer(field, name)
@@ -242,7 +248,7 @@ def input_arguments(fn: Function, inputs: Mapping[str, Any]) -> tuple[np.ndarray
     missing = [n for n in fn.input_names if n not in inputs]
     if missing:
         raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs")
-    return tuple(_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs))
+    return tuple([_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs)])
 
 
 def extra_arguments(fn: Function, op: Operation, positions: tuple[int, ...], extra: Any) -> tuple[np.ndarray, ...]:
@@ -321,11 +327,20 @@ def _sweep(
 def _estimate(
     fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None, sweep: sweeps.Sweep | None, format: str
 ) -> cost.Cost:
-    results = op.result_shapes(fn, positions)
     if sweep is None:
-        return cost.estimate(fn, results, op.sweeps(fn, positions, mode), op.order, mode)
+        return _static_cost(fn, op.name, positions, mode)
+    results = op.result_shapes(fn, positions)
     stored = sweeps.stored_elements(fn, positions, sweep, format, op.order == 2)
     return cost.estimate(fn, results, [sweep.batch] * sweep.runs, op.order, mode, stored, sweep.report())
+
+
+# A request's bounds follow from its function's shapes alone: worked out once per function
+# and operation, not on every request (a pass over the equations, as long as the run of a
+# small function).
+@TRANSFORMS.memoize(lambda estimate: estimate.approximate_bytes)
+def _static_cost(fn: Function, operation: str, positions: tuple[int, ...], mode: str | None) -> cost.Cost:
+    op = lookup(operation)
+    return cost.estimate(fn, op.result_shapes(fn, positions), op.sweeps(fn, positions, mode), op.order, mode)
 
 
 def transformed(fn: Function, operation: str, options: Options = DEFAULT_OPTIONS) -> Function:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import backend, derivatives, interpreter, sweeps
+from engine import derivatives, interpreter, sweeps
 from engine.cache import WeightedCache
 from engine.errors import EngineError
 
@@ -275,13 +275,11 @@ def _evaluator(task: Task, check: Check, backend_name: str) -> Callable[[list[np
     program, None when it takes another path there."""
     fn = task.function
     evaluated = fn if check.order == 1 else derivatives.gradient_function(fn, task.positions, False)
-    xp = backend.namespace(backend_name)
 
     def outputs(moved: list[np.ndarray]) -> list[np.ndarray] | None:
         if task.rebuild is not None and task.rebuild(dict(zip(fn.input_names, moved))).key != fn.key:
             return None
-        results = interpreter.run(evaluated, [backend.to_backend(xp, a) for a in moved], backend_name)
-        return [backend.to_host(r) for r in results]
+        return interpreter.run_on_host(evaluated, moved, backend_name)
 
     return outputs
 

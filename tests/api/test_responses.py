@@ -54,8 +54,10 @@ NON_FINITE = {"function": {"expression": "log(x)"}, "inputs": {"x": [0.0, -1.0, 
         NON_FINITE,
         {"function": {"expression": "x * 2"}, "inputs": {"x": b64([1.5, 2.5], "float32")}, "encoding": "base64"},
         {"function": {"program": "def f(x):\n    return x * 2\n"}, "inputs": {"x": 3.0}},
+        {"function": {"expression": "x > 1"}, "inputs": {"x": [0.5, 2.0]}},
+        {"function": {"expression": "True"}, "inputs": {}},
     ],
-    ids=["non-finite", "float32-base64", "program"],
+    ids=["non-finite", "float32-base64", "program", "comparison", "boolean-constant"],
 )
 async def test_evaluate_answers_fit_for_every_kind_of_value(asgi_client, body):
     assert_documented("post", "/v1/evaluate", await asgi_client.post("/v1/evaluate", json=body))

@@ -175,8 +175,9 @@ def basis_size(fn: Function, wrt: tuple[int, ...], direction: str) -> int:
 
 def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str, limits: Limits | None) -> Sweep | None:
     """The sweep that takes fewest seed vectors among `directions` (the first wins a tie
-    between dense ones), dense or compressed, in batches that keep intermediates under the limit; None where that
-    is the one batched dense sweep over the whole basis in a dense result (the plain path)."""
+    between dense ones), dense or compressed, in batches that keep intermediates under the
+    limit; None where that is the one batched dense sweep over the whole basis in a dense
+    result (the plain path)."""
     within = _batch_within(fn, limits)
     if within < 1 or not wrt:
         return None  # nothing to differentiate, or arrays past the limit: refused whatever the sweep

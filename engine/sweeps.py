@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -89,9 +89,6 @@ class Structure:
     compressed_positions: np.ndarray
     plain_positions: np.ndarray
     blocks: tuple[Block, ...]
-    # The seeds of a compressed sweep, split as the seeded function takes them: by batch size,
-    # a list with one entry per run. They are the same for every answer.
-    seeds: dict[int, list[list[np.ndarray]]] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def count(self) -> int:
@@ -259,7 +256,7 @@ def run(
     compiled = interpreter.plan(seeded, backend_name)
     known = structure(fn, wrt, sweep.direction) if sweep.compressed or format != "dense" else None
     parts = []
-    for index, seeds in enumerate(_seed_runs(sweep, known, [v.aval for v in seeded.inputs[len(fn.inputs) :]])):
+    for index, seeds in enumerate(_seed_runs(sweep, fn, wrt, [v.aval for v in seeded.inputs[len(fn.inputs) :]])):
         seeds = [backend.to_backend(xp, seed) for seed in seeds]
         value, *outputs = [backend.to_host(o) for o in compiled.run([*primals, *seeds])]
         count = min(sweep.batch, sweep.seeds - index * sweep.batch)
@@ -281,19 +278,23 @@ def run(
     return value, _dense_blocks(fn, wrt, sweep.direction == HESSIAN, scattered)
 
 
-def _seed_runs(sweep: Sweep, known: Structure | None, avals: list) -> Iterator[list[np.ndarray]]:
+def _seed_runs(sweep: Sweep, fn: Function, wrt: tuple[int, ...], avals: list) -> Iterator[tuple[np.ndarray, ...]]:
     """Each run's seed vectors, split as the seeded function takes them (a full batch: the
-    last is padded with zeros): the indicators of colours, made once per structure, or unit
+    last is padded with zeros): the indicators of colours, the same for every answer, or unit
     vectors of the basis, made as they are needed (all of them would be the identity)."""
-    if not sweep.compressed:
-        return (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
-    if sweep.batch not in known.seeds:
-        indicators = colouring.seed_matrix(known.colours, avals[0].dtype)
-        padded = np.zeros((sweep.runs * sweep.batch, indicators.shape[1]), dtype=indicators.dtype)
-        padded[: indicators.shape[0]] = indicators
-        known.seeds[sweep.batch] = [_split(padded[start : start + sweep.batch], avals)
-                                    for start in range(0, padded.shape[0], sweep.batch)]  # fmt: skip
-    return iter(known.seeds[sweep.batch])
+    if sweep.compressed:
+        return iter(_colour_seeds(fn, wrt, sweep.direction, sweep.batch))
+    return (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
+
+
+@TRANSFORMS.memoize(lambda runs: sum(seed.nbytes for run in runs for seed in run) + 256)
+def _colour_seeds(fn: Function, wrt: tuple[int, ...], direction: str, batch: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    seeded = derivatives.seeded_products(fn, wrt, direction, batch)
+    avals = [v.aval for v in seeded.inputs[len(fn.inputs) :]]
+    indicators = colouring.seed_matrix(structure(fn, wrt, direction).colours, avals[0].dtype)
+    padded = np.zeros((math.ceil(indicators.shape[0] / batch) * batch, indicators.shape[1]), dtype=indicators.dtype)
+    padded[: indicators.shape[0]] = indicators
+    return tuple(_split(padded[start : start + batch], avals) for start in range(0, padded.shape[0], batch))
 
 
 def _unit_vectors(sweep: Sweep, start: int, avals: list) -> np.ndarray:
@@ -304,14 +305,14 @@ def _unit_vectors(sweep: Sweep, start: int, avals: list) -> np.ndarray:
     return block
 
 
-def _split(block: np.ndarray, avals: list) -> list[np.ndarray]:
+def _split(block: np.ndarray, avals: list) -> tuple[np.ndarray, ...]:
     """A batch of flat seed vectors as the seeded function's inputs, one per seeded array."""
     parts, offset = [], 0
     for aval in avals:
         size = aval.size // block.shape[0]
         parts.append(_read_only(np.ascontiguousarray(block[:, offset : offset + size]).reshape(aval.shape)))
         offset += size
-    return parts
+    return tuple(parts)
 
 
 def _dense_blocks(fn: Function, wrt: tuple[int, ...], hessian: bool, matrix: np.ndarray) -> list[np.ndarray]:

@@ -28,8 +28,8 @@ class Cost:
 
     @property
     def approximate_bytes(self) -> int:
-        """What one weighs in a cache: the record, and its results' names and shapes."""
-        return 600 + 250 * len(self.results)
+        """What one weighs in a cache: the record, its results' names and shapes, and a sweep's report."""
+        return 600 + 250 * len(self.results) + (700 if self.sweep is not None else 0)
 
 
 # Arrays a sweep computes per array of the function, by derivative order: the value, its
@@ -57,17 +57,16 @@ def estimate(
     it carries (`sweeps`: one batch size per sweep): one for values, gradients and products,
     the output's size for a reverse Jacobian, an input's size for each forward sweep.
     `stored_elements`, where given, is what the results hold in a sparse format."""
-    sizes = [v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations] + [fn.output.aval.size]
+    sizes = (*fn.array_sizes, fn.output.aval.size)
     if stored_elements is None:
         stored_elements = sum(math.prod(shape) for shape in results.values())
-    result_elements = stored_elements
     return Cost(
         output=fn.output.aval,
         results=results,
-        result_elements=fn.output.aval.size + result_elements,
+        result_elements=fn.output.aval.size + stored_elements,
         largest_intermediate=max(sweeps, default=1) * max(sizes),
         # each sweep also carries its basis vectors, and the response its results
-        total_intermediate=sum(sweeps) * (_ARRAYS_PER_VALUE[order] * sum(sizes) + max(sizes)) + result_elements,
+        total_intermediate=sum(sweeps) * (_ARRAYS_PER_VALUE[order] * sum(sizes) + max(sizes)) + stored_elements,
         operations=len(fn.equations),
         mode=mode,
         sweep=sweep,

@@ -283,6 +283,12 @@ class Function:
     def approximate_bytes(self) -> int:
         return self.BYTES_PER_EQUATION * (len(self.equations) + len(self.inputs) + 1)
 
+    @cached_property
+    def array_sizes(self) -> tuple[int, ...]:
+        """Elements of each array it computes with, from shapes alone: its inputs, then each
+        equation's output (the bounds of its work, its pattern and its trace start here)."""
+        return tuple(v.aval.size for v in self.inputs) + tuple(e.output.aval.size for e in self.equations)
+
     @property
     def input_avals(self) -> dict[str, ShapedArray]:
         return {name: var.aval for name, var in zip(self.input_names, self.inputs)}

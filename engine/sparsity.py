@@ -75,7 +75,7 @@ def _through(rule, pattern: sparse.csr_array, rows: int) -> sparse.csr_array:
 
 
 def _output_patterns(fn: Function, wrt: tuple[int, ...]) -> list[sparse.csr_array]:
-    if max([v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations]) > MAX_ENTRIES:
+    if max(fn.array_sizes, default=0) > MAX_ENTRIES:
         raise PatternTooLargeError
     width = sum(fn.inputs[i].aval.size for i in wrt)
     patterns: dict[Atom, sparse.csr_array] = {}

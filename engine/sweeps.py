@@ -207,8 +207,7 @@ def _batch_within(fn: Function, limits: Limits | None) -> int:
     batch times the function's largest."""
     if limits is None:
         return math.inf
-    largest = max([v.aval.size for v in fn.inputs] + [e.output.aval.size for e in fn.equations] + [1])
-    return limits.max_intermediate_elements // largest
+    return limits.max_intermediate_elements // max((*fn.array_sizes, 1))
 
 
 def stored_elements(fn: Function, wrt: tuple[int, ...], sweep: Sweep | None, format: str, hessian: bool) -> int | None:

@@ -293,7 +293,7 @@ def _assessed(
         mode = sweep.direction
     if limits is None:
         return sweep, mode, None, None
-    estimate = _estimate(fn, op, positions, mode, sweep, options.format)
+    estimate = _static_cost(fn, op.name, positions, mode, sweep, options.format)
     detail = cost.limit_detail(estimate, limits)
     if (
         detail
@@ -324,23 +324,19 @@ def _sweep(
     return sweeps.plan(fn, positions, directions, options.format, limits)
 
 
-def _estimate(
-    fn: Function, op: Operation, positions: tuple[int, ...], mode: str | None, sweep: sweeps.Sweep | None, format: str
+# A request's bounds follow from its function's shapes alone (and the sweep, which they
+# decide): worked out once per function and operation, not on every request (a pass over the
+# equations, as long as the run of a small function).
+@TRANSFORMS.memoize(lambda estimate: estimate.approximate_bytes)
+def _static_cost(
+    fn: Function, operation: str, positions: tuple[int, ...], mode: str | None, sweep: sweeps.Sweep | None, format: str
 ) -> cost.Cost:
-    if sweep is None:
-        return _static_cost(fn, op.name, positions, mode)
+    op = lookup(operation)
     results = op.result_shapes(fn, positions)
+    if sweep is None:
+        return cost.estimate(fn, results, op.sweeps(fn, positions, mode), op.order, mode)
     stored = sweeps.stored_elements(fn, positions, sweep, format, op.order == 2)
     return cost.estimate(fn, results, [sweep.batch] * sweep.runs, op.order, mode, stored, sweep.report())
-
-
-# A request's bounds follow from its function's shapes alone: worked out once per function
-# and operation, not on every request (a pass over the equations, as long as the run of a
-# small function).
-@TRANSFORMS.memoize(lambda estimate: estimate.approximate_bytes)
-def _static_cost(fn: Function, operation: str, positions: tuple[int, ...], mode: str | None) -> cost.Cost:
-    op = lookup(operation)
-    return cost.estimate(fn, op.result_shapes(fn, positions), op.sweeps(fn, positions, mode), op.order, mode)
 
 
 def transformed(fn: Function, operation: str, options: Options = DEFAULT_OPTIONS) -> Function:

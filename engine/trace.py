@@ -259,7 +259,7 @@ def prepare(
 def check_size(fn: Function, summarize_above: int, limits: Limits) -> None:
     """The nodes a trace lists, what it keeps alive (every value and adjoint at once) and
     what its answer holds, against the limits."""
-    sizes = [v.aval.size for v in fn.inputs] + [eqn.output.aval.size for eqn in fn.equations]
+    sizes = fn.array_sizes
     if len(sizes) > limits.max_trace_nodes:
         raise EngineError(
             TOO_LARGE,

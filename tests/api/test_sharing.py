@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,11 +105,15 @@ async def test_a_failing_task_leaves_no_file():
 
 
 async def test_a_task_past_the_deadline_leaves_no_file():
-    pool = through({"deadline_seconds": 1.0})
+    pool = through({"deadline_seconds": 3.0})
     await pool.start()
     try:
         running = asyncio.create_task(pool.submit(task({"program": FOREVER}, np.ones(N))))
-        await asyncio.sleep(0.5)
+        # A fixed half second was once not enough on a busy machine for the task to be admitted
+        # and its input written: wait for it, well within the deadline.
+        waited = time.monotonic() + 2.0
+        while not left_behind() and not running.done() and time.monotonic() < waited:
+            await asyncio.sleep(0.02)
         assert left_behind(), "the input was not shared"
         with pytest.raises(DeadlineExceededError):
             await running

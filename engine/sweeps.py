@@ -170,7 +170,13 @@ def basis_size(fn: Function, wrt: tuple[int, ...], direction: str) -> int:
     return fn.output.aval.size if direction == REVERSE else sum(fn.inputs[i].aval.size for i in wrt)
 
 
-def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str, limits: Limits | None) -> Sweep | None:
+# Every request binds its sweep: planned once per (function, wrt, directions, format,
+# limits), a dozen lookups and a pattern's count that would otherwise cost as much as the
+# product of a diagonal Hessian of a thousand inputs.
+@TRANSFORMS.memoize(lambda sweep: 256)
+def plan(
+    fn: Function, wrt: tuple[int, ...], directions: tuple[str, ...], format: str, limits: Limits | None
+) -> Sweep | None:
     """The sweep that takes fewest seed vectors among `directions` (the first wins a tie
     between dense ones), dense or compressed, in batches that keep intermediates under the
     limit; None where that is the one batched dense sweep over the whole basis in a dense

@@ -161,7 +161,9 @@ def seeded_products(fn: Function, wrt: tuple[int, ...], direction: str, batch: i
     input (`direction` "forward" or "hessian"), or one shaped like the output ("reverse");
     outputs: the value, then each seed's product stacked the same way: the output's tangent
     (forward, J @ v), each wrt input's cotangent (reverse, v @ J), or each wrt input's H @ v
-    (hessian). Chunked and compressed sweeps (engine.sweeps) run it with seeds of their own."""
+    (hessian). Chunked and compressed sweeps (engine.sweeps) run it with seeds of their own.
+    Simplified by the exact identities too: a sweep runs it once per batch of every answer,
+    and vmap leaves what they fold (x + -y, broadcasts numpy would make itself)."""
     reverse = direction == "reverse"
     seeded = [fn.output.aval] if reverse else [fn.inputs[i].aval for i in wrt]
     with building() as builder:
@@ -179,7 +181,7 @@ def seeded_products(fn: Function, wrt: tuple[int, ...], direction: str, batch: i
             for product, is_batched in zip(results[first_product:], batched[first_product:])
         ]
         names = [*fn.input_names, *(f"seeds {k}" for k in range(len(seeds)))]
-        return finish(builder, [*primals, *seeds], names, [results[0], *products])
+        return apply_identities(finish(builder, [*primals, *seeds], names, [results[0], *products]), exact=True)
 
 
 @_cached

@@ -69,7 +69,8 @@ def _derivative_functions(fn: Function) -> dict[str, Function]:
         "jvp": derivatives.jvp_function(fn, wrt),
         "vjp": derivatives.vjp_function(fn, wrt),
         "hvp of the sum": derivatives.hvp_function(fn, wrt, True),
-        "forward products": derivatives.seeded_products(fn, wrt, "forward", 2),
+        "forward jacobian": derivatives.jacobian_function(fn, wrt, "forward"),
+        "reverse jacobian": derivatives.jacobian_function(fn, wrt, "reverse"),
     }
 
 
@@ -132,7 +133,7 @@ def test_random_expressions_keep_their_derivatives_under_the_exact_identities(ex
     functions = {
         "gradient": derivatives.gradient_function(fn, wrt, False),
         "hvp": derivatives.hvp_function(fn, wrt),
-        "hessian products": hessian,
+        "hessian": derivatives.hessian_function(fn, wrt),
     }
     for name, derivative in functions.items():
         arguments = _arguments(derivative, primals, rng)

@@ -248,49 +248,46 @@ def sparse_advice(fn: Function, wrt: tuple[int, ...], direction: str) -> str:
 class Prepared:
     """What every answer of one sweep reads, made once per (sweep, function, wrt, format,
     backend): a call costs one cache lookup, then only its array work. The compiled seeded
-    function, and a compressed sweep's seeds already on the backend; where those seeds are
-    one number per seed array (one colour: ones), the function has them as constants
+    function, and a compressed sweep's seeds (host arrays, shared with `_colour_seeds`: a
+    GPU's memory is not held for them between answers); where those seeds are one number per
+    seed array (one colour: ones), the function has them as constants
     (`derivatives.constantly_seeded_products`) and takes no seeds."""
 
     compiled: interpreter.Plan
     constant_seeds: bool
-    colour_seeds: tuple[tuple[Any, ...], ...] | None  # a compressed sweep's, per run
+    colour_seeds: tuple[tuple[np.ndarray, ...], ...] | None  # a compressed sweep's, per run
     seeded_avals: tuple[Any, ...]  # of the seed inputs of `seeded_products`, for unit vectors
     known: Structure | None  # where the answer is compressed or sparse
-    seed_bytes: int  # of the colour seeds, counted on the host (not every namespace has nbytes)
 
     @property
     def approximate_bytes(self) -> int:
-        return self.compiled.approximate_bytes + self.seed_bytes + 512
+        seeds = sum(seed.nbytes for run in self.colour_seeds or () for seed in run)
+        return self.compiled.approximate_bytes + seeds + 512
 
     def seed_runs(self, sweep: Sweep) -> Iterator[tuple[Any, ...]]:
-        if self.colour_seeds is not None:
-            return iter(self.colour_seeds)
-        xp = self.compiled.xp
-        return (
-            tuple(backend.to_backend(xp, seed) for seed in _split(_unit_vectors(sweep, index * sweep.batch,
-                                                                                 self.seeded_avals), self.seeded_avals))
-            for index in range(sweep.runs)
-        )  # fmt: skip
+        """Each run's seed vectors on the backend, split as the seeded function takes them (a
+        full batch: the last is padded with zeros): the indicators of colours, or unit vectors
+        of the basis, made as they are needed (all of them would be the identity)."""
+        xp, avals = self.compiled.xp, self.seeded_avals
+        runs = self.colour_seeds
+        if runs is None:
+            runs = (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
+        return (tuple(backend.to_backend(xp, seed) for seed in run) for run in runs)
 
 
 @TRANSFORMS.memoize(lambda prepared: prepared.approximate_bytes)
 def prepared(sweep: Sweep, fn: Function, wrt: tuple[int, ...], format: str, backend_name: str) -> Prepared:
-    xp = backend.namespace(backend_name)
     seeded = derivatives.seeded_products(fn, wrt, sweep.direction, sweep.batch)
     avals = tuple(v.aval for v in seeded.inputs[len(fn.inputs) :])
     known = structure(fn, wrt, sweep.direction) if sweep.compressed or format != "dense" else None
-    colour_seeds, constant, seed_bytes = None, False, 0
+    colour_seeds, constant = None, False
     if sweep.compressed:
-        runs = _colour_seeds(fn, wrt, sweep.direction, sweep.batch)
-        values = _uniform(runs[0]) if len(runs) == 1 else None
+        colour_seeds = _colour_seeds(fn, wrt, sweep.direction, sweep.batch)
+        values = _uniform(colour_seeds[0]) if len(colour_seeds) == 1 else None
         if values is not None:
-            seeded, colour_seeds, constant = derivatives.constantly_seeded_products(
-                fn, wrt, sweep.direction, sweep.batch, values), ((),), True  # fmt: skip
-        else:
-            colour_seeds = tuple(tuple(backend.to_backend(xp, seed) for seed in run) for run in runs)
-            seed_bytes = sum(seed.nbytes for run in runs for seed in run)
-    return Prepared(interpreter.plan(seeded, backend_name), constant, colour_seeds, avals, known, seed_bytes)
+            seeded = derivatives.constantly_seeded_products(fn, wrt, sweep.direction, sweep.batch, values)
+            colour_seeds, constant = ((),), True
+    return Prepared(interpreter.plan(seeded, backend_name), constant, colour_seeds, avals, known)
 
 
 def _uniform(seeds: tuple[np.ndarray, ...]) -> tuple[float, ...] | None:

@@ -22,6 +22,7 @@ import orjson
 _QUOTE, _BACKSLASH, _COMMA, _COLON = b'"', b"\\", b",", b":"
 _OPEN_ARRAY, _OPEN_OBJECT = ord("["), ord("{")
 _CLOSING_MINUS_OPENING = ord("]") - ord("[")  # and ord("}") - ord("{"): both 2
+_LAST_IN_A_NUMBER = ord("e")  # the largest byte of a number (1e-5), a bracket, a comma or whitespace
 MAX_DEPTH = 1024  # orjson's own limit: deeper text is refused by the parser anyway
 
 Path = tuple[str | int, ...]
@@ -125,6 +126,26 @@ def largest_array(outlined: Outline, limit: int) -> tuple[Path, int] | None:
             return path_to(outlined, array), values
         counted_to = end
     return None
+
+
+def number_arrays(outlined: Outline, min_bytes: int) -> list[Path]:
+    """The paths of the arrays, values of an object's keys (as a request's arrays are) and at
+    least `min_bytes` long with their brackets, that hold numbers alone, or arrays of them:
+    between their brackets, no quote (a string) and no byte past "e" (an object's braces and
+    every literal, true, false or null, have one; numbers, brackets, commas and whitespace do
+    not). Their lists can be read by numpy straight into floats, with no check of each
+    element's type (app.arrays)."""
+    arrays = np.flatnonzero(outlined.kinds == _OPEN_ARRAY)
+    arrays = arrays[arrays > 0]  # an array at the top is no key's value
+    parents = outlined.container[arrays - 1]
+    starts, stops = outlined.brackets[arrays], outlined.brackets[outlined.partner[arrays]]
+    candidates = (parents >= 0) & (outlined.kinds[parents] == _OPEN_OBJECT) & (stops - starts + 1 >= min_bytes)
+    return [
+        path_to(outlined, array)
+        for array, start, stop in zip(*(column[candidates].tolist() for column in (arrays, starts, stops)))
+        if np.searchsorted(outlined.quotes, start) == np.searchsorted(outlined.quotes, stop)
+        and outlined.data[start:stop].max() <= _LAST_IN_A_NUMBER
+    ]
 
 
 def duplicate_key(outlined: Outline) -> Path | None:

@@ -48,7 +48,7 @@ def outline(text: bytes) -> Outline | None:
     quotes = _string_delimiters(data)
     if len(quotes) % 2:
         return None
-    brackets = _outside_strings(quotes, np.flatnonzero(_any_of(data, b"[]{}")))
+    brackets = _outside_strings(quotes, _brackets(data))
     kinds = data[brackets]
     opens = (kinds == _OPEN_ARRAY) | (kinds == _OPEN_OBJECT)
     depth = np.cumsum(np.where(opens, 1, -1))  # after each bracket
@@ -72,11 +72,14 @@ def outline(text: bytes) -> Outline | None:
     return Outline(text, data, quotes, brackets, kinds, partner, container, colons)
 
 
-def _any_of(data: np.ndarray, characters: bytes) -> np.ndarray:
-    found = data == characters[0]
-    for character in characters[1:]:
-        found |= data == character
-    return found
+def _brackets(data: np.ndarray) -> np.ndarray:
+    """The positions of [ ] { }, strings included. With bit 5 set, a bracket is "{" or "}", past
+    every letter and digit: one pass finds the few bytes that may be one (the brackets, \\ ^ _
+    | ~, DEL and bytes past ASCII), in about half the time of comparing every byte with each
+    bracket."""
+    candidates = np.flatnonzero((data | 0x20) >= _OPEN_OBJECT)
+    folded = data[candidates] | 0x20
+    return candidates[(folded == _OPEN_OBJECT) | (folded == _OPEN_OBJECT + _CLOSING_MINUS_OPENING)]
 
 
 def _outside_strings(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,6 +103,12 @@ def test_the_outline_agrees_with_the_parsed_document(document, space, limit):
     assert outlined is not None
     assert jsontext.duplicate_key(outlined) == first_duplicate(document)
     assert jsontext.largest_array(outlined, limit) == first_array_over(document, limit)
+
+
+@given(st.binary(max_size=300))
+def test_the_brackets_are_found_among_any_bytes(text):
+    data = np.frombuffer(text, dtype=np.uint8)
+    assert jsontext._brackets(data).tolist() == [i for i, byte in enumerate(text) if byte in b"[]{}"]
 
 
 def test_text_that_is_not_json_has_no_outline():

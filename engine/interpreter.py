@@ -23,6 +23,7 @@ from engine.ir import Function, Literal, Var
 class Plan:
     def __init__(self, fn: Function, xp: Any):
         self.xp = xp
+        self.on_host = xp is backend.host()
         slots: dict[Var, int] = {v: i for i, v in enumerate(fn.inputs)}
         constants: list[tuple[int, Any]] = []
 
@@ -90,6 +91,8 @@ class Plan:
 
     def run_on_host(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """`run` on host (numpy) arrays, handing back host arrays."""
+        if self.on_host:  # nothing to move: only numpy's scalars become 0-d arrays
+            return [r if type(r) is np.ndarray else np.asarray(r) for r in self.run(arrays)]
         xp = self.xp
         return [backend.to_host(r) for r in self.run([backend.to_backend(xp, a) for a in arrays])]
 

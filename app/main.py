@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import threadpoolctl
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -42,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             # The array namespace takes ~70 ms to import; pay it now, not in the first request.
             backend.host()
+            # Small requests computed in this process run as a worker's do, on worker_threads
+            # BLAS threads: OpenBLAS's own threads would spin on every core the server shares.
+            threadpoolctl.threadpool_limits(limits=settings.worker_threads)
             await pool.start()
             yield
         finally:

@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from fastapi import Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.deps import get_dispatcher
 from app.fastpath import ComputeFastPath
-from app.main import create_app
-from app.settings import Settings
 from engine.operations import OPERATIONS
 from tests.api.conftest import serve_in_process
 
@@ -35,13 +35,11 @@ SAME_ID = {"x-request-id": "fastpath-test"}  # written in problems: the same on 
 @asynccontextmanager
 async def serve_through_fastapi(**settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     """serve_in_process's app, with every request handled by FastAPI's routes."""
-    app = create_app(Settings(**{"workers": 1, **settings}))
-    app.user_middleware = [entry for entry in app.user_middleware if entry.cls is not ComputeFastPath]
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gradserve.test", timeout=60) as client:
-            client.app = app
-            yield client
+    async with serve_in_process(**settings) as client:
+        app = client.app
+        app.user_middleware = [entry for entry in app.user_middleware if entry.cls is not ComputeFastPath]
+        app.middleware_stack = None  # built again, without the fast path, by the next request
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +267,19 @@ async def _labels(both, body: bytes, bad: bytes, caplog) -> tuple[list[list[str]
         for client in both:
             await client.post("/v1/hessian", content=body, headers={"content-type": "application/json"})
     return rows, [(record.endpoint, record.status, record.request_bytes) for record in caplog.records]
+
+
+async def test_the_operations_are_answered_without_fastapis_handling():
+    """FastAPI's dependencies are solved for /v1/validate (not an operation), not for /v1/grad."""
+    solved = []
+
+    async def dispatcher_counted(request: Request):
+        solved.append(request.url.path)
+        return request.app.state.dispatcher
+
+    body = {"function": {"expression": "2*dot(x, x)"}, "inputs": {"x": [0.0, 1.0]}}
+    async with serve_in_process() as client:
+        client.app.dependency_overrides[get_dispatcher] = dispatcher_counted
+        assert (await client.post("/v1/grad", json=body)).status_code == 200
+        assert (await client.post("/v1/validate", json={**body, "operation": "grad"})).status_code == 200
+    assert solved == ["/v1/validate"]

@@ -49,9 +49,10 @@ class ComputeFastPath:
         replay = _Replay()
         raw = await replay.read(receive)
         headers = Headers(scope=scope)
-        if raw is None or not raw or not bodies.is_json(headers.get("content-type")):
+        if not raw or not bodies.is_json(headers.get("content-type")):
             await self.app(scope, replay.receive(receive), send)
             return
+        del replay  # its chunks of a large body would be a second copy held while computing
         scope["route"] = route
         operation = _OPERATION_PATHS[route.path]
         try:

@@ -5,11 +5,12 @@ inflated), outlined (app.jsontext) so that an array over the element limit is re
 anything is parsed, then parsed (orjson: several times faster than the standard library on
 large arrays, and strict, refusing the bare NaN that json.loads accepts), checked for keys
 given twice (which orjson accepts, the last one winning), and validated against the
-endpoint's model. A small body takes well under a millisecond and is read in place. A large
-or compressed one is read in a thread, one at a time: its parsing and validation hold the
-GIL in steps of a fraction of a second, between which the event loop answers health checks
-and small requests, and its Python objects (some twenty times the body's size) are held for
-one body at once.
+endpoint's model, where the long lists that the outline shows to hold numbers alone are read
+by numpy straight into floats (app.arrays) instead of element by element. A small body takes
+well under a millisecond and is read in place. A large or compressed one is read in a
+thread, one at a time: its parsing and validation hold the GIL in steps of a fraction of a
+second, between which the event loop answers health checks and small requests, and its
+Python objects (some twenty times the body's size) are held for one body at once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 from fastapi.exceptions import RequestValidationError
 
-from app import jsontext
+from app import arrays, jsontext
 from app.errors import MalformedJsonError, UnsupportedContentEncodingError
 from engine import cost
 from engine.errors import TOO_LARGE, EngineError, pointer
@@ -35,6 +36,10 @@ READ_IN_PLACE_BYTES = 256 << 10
 # Outlining costs ~0.2 ms whatever the size (numpy's calls): a body this small has its keys
 # checked by the standard library's parser instead (~20 µs), and can hold no array over the limit.
 SMALL_BODY_BYTES = 16 << 10
+# A list this long in the text is read by numpy straight into floats when its text holds numbers
+# alone (~2 ms for 100,000 numbers, against ~6 ms checking each element's type); a shorter one
+# is checked element by element, which costs less than finding where it is in the document.
+NUMBER_ARRAY_BYTES = 4 << 10
 # gzip or zlib framing, told apart by the header (HTTP's "deflate" is zlib's format).
 _GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
 
@@ -80,7 +85,8 @@ class BodyReader:
         if outlined is not None and (path := jsontext.duplicate_key(outlined)):
             detail = f"the key {path[-1]!r} appears twice in this object; give it once (parsers differ on which counts)"
             raise RequestValidationError([{"type": "duplicate_key", "loc": ("body", *path), "msg": detail}])
-        return self._validated(document, model)
+        with arrays.numbers_only(number_lists(document, outlined) if outlined is not None else ()):
+            return self._validated(document, model)
 
     def _validated(self, document: Any, model: Any) -> Any:
         value, errors = model.validate(document, {}, loc=("body",))
@@ -118,6 +124,21 @@ class BodyReader:
         if not inflater.eof:
             raise MalformedJsonError(f"the body's {codings[0]} data ends before its end")
         return text
+
+
+def number_lists(document: Any, outlined: jsontext.Outline, min_bytes: int = NUMBER_ARRAY_BYTES) -> list[list]:
+    """The lists of the parsed document whose text holds numbers alone (and lists of them)."""
+    found = []
+    for path in jsontext.number_arrays(outlined, min_bytes):
+        value = document
+        try:
+            for token in path:
+                value = value[token]
+        except (KeyError, IndexError, TypeError):
+            continue  # the outline and the parser disagree (they should not): checked element by element
+        if type(value) is list:
+            found.append(value)
+    return found
 
 
 class _DuplicateKeyError(Exception):

@@ -22,6 +22,7 @@ import orjson
 _QUOTE, _BACKSLASH, _COMMA, _COLON = b'"', b"\\", b",", b":"
 _OPEN_ARRAY, _OPEN_OBJECT = ord("["), ord("{")
 _CLOSING_MINUS_OPENING = ord("]") - ord("[")  # and ord("}") - ord("{"): both 2
+_LAST_IN_A_NUMBER = ord("e")  # the largest byte of a number (1e-5), a bracket, a comma or whitespace
 MAX_DEPTH = 1024  # orjson's own limit: deeper text is refused by the parser anyway
 
 Path = tuple[str | int, ...]
@@ -47,7 +48,7 @@ def outline(text: bytes) -> Outline | None:
     quotes = _string_delimiters(data)
     if len(quotes) % 2:
         return None
-    brackets = _outside_strings(quotes, np.flatnonzero(_any_of(data, b"[]{}")))
+    brackets = _outside_strings(quotes, _brackets(data))
     kinds = data[brackets]
     opens = (kinds == _OPEN_ARRAY) | (kinds == _OPEN_OBJECT)
     depth = np.cumsum(np.where(opens, 1, -1))  # after each bracket
@@ -71,11 +72,14 @@ def outline(text: bytes) -> Outline | None:
     return Outline(text, data, quotes, brackets, kinds, partner, container, colons)
 
 
-def _any_of(data: np.ndarray, characters: bytes) -> np.ndarray:
-    found = data == characters[0]
-    for character in characters[1:]:
-        found |= data == character
-    return found
+def _brackets(data: np.ndarray) -> np.ndarray:
+    """The positions of [ ] { }, strings included. With bit 5 set, a bracket is "{" or "}", past
+    every letter and digit: one pass finds the few bytes that may be one (the brackets, \\ ^ _
+    | ~, DEL and bytes past ASCII), in about half the time of comparing every byte with each
+    bracket."""
+    candidates = np.flatnonzero((data | 0x20) >= _OPEN_OBJECT)
+    folded = data[candidates] | 0x20
+    return candidates[(folded == _OPEN_OBJECT) | (folded == _OPEN_OBJECT + _CLOSING_MINUS_OPENING)]
 
 
 def _outside_strings(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -125,6 +129,26 @@ def largest_array(outlined: Outline, limit: int) -> tuple[Path, int] | None:
             return path_to(outlined, array), values
         counted_to = end
     return None
+
+
+def number_arrays(outlined: Outline, min_bytes: int) -> list[Path]:
+    """The paths of the arrays, values of an object's keys (as a request's arrays are) and at
+    least `min_bytes` long with their brackets, that hold numbers alone, or arrays of them:
+    between their brackets, no quote (a string) and no byte past "e" (an object's braces and
+    every literal, true, false or null, have one; numbers, brackets, commas and whitespace do
+    not). Their lists can be read by numpy straight into floats, with no check of each
+    element's type (app.arrays)."""
+    arrays = np.flatnonzero(outlined.kinds == _OPEN_ARRAY)
+    arrays = arrays[arrays > 0]  # an array at the top is no key's value
+    parents = outlined.container[arrays - 1]
+    starts, stops = outlined.brackets[arrays], outlined.brackets[outlined.partner[arrays]]
+    candidates = (parents >= 0) & (outlined.kinds[parents] == _OPEN_OBJECT) & (stops - starts + 1 >= min_bytes)
+    return [
+        path_to(outlined, array)
+        for array, start, stop in zip(*(column[candidates].tolist() for column in (arrays, starts, stops)))
+        if np.searchsorted(outlined.quotes, start) == np.searchsorted(outlined.quotes, stop)
+        and outlined.data[start:stop].max() <= _LAST_IN_A_NUMBER
+    ]
 
 
 def duplicate_key(outlined: Outline) -> Path | None:

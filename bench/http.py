@@ -6,7 +6,9 @@ by wrk (one thread), side by side in one run.
 (run as a module: as a file, its own name would shadow the standard library's `http`.)
 
 The bare endpoint is a FastAPI app under the same uvicorn, in the same venv: orjson both ways,
-numpy for the gradient, base64 decoded straight into a buffer. Both servers start on
+numpy for the gradient, base64 decoded straight into a buffer, BLAS on one thread as in
+gradserve's workers (`worker_threads`: on all of OpenBLAS's threads, its `x @ x` of 1e5 spins
+them, ~1 ms a call and two to three times its CPU per request on a busy machine). Both servers start on
 127.0.0.1 (gradserve as the README starts it, default settings). wrk needs Debian's `wrk`
 package (`apt-get install wrk`). Cases and issue 14's targets (ratios of gradserve to bare):
 - n=4, one client: >= 0.4;  n=4, 32 clients: >= 0.6 and no request refused;
@@ -30,6 +32,7 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
+import threadpoolctl
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -169,6 +172,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
+        threadpoolctl.threadpool_limits(limits=1)
         uvicorn.run(bare_app(), host="127.0.0.1", port=args.port, log_level="warning")
     else:
         run(args)

@@ -24,6 +24,7 @@ from engine.transforms import (
     vjp_call,
     vmap_call,
 )
+from engine.transforms.identities import apply_identities
 
 # Transformed functions are built once per (function, operation, wrt) in each process.
 _cached = TRANSFORMS.memoize(lambda fn: fn.approximate_bytes)
@@ -160,7 +161,9 @@ def seeded_products(fn: Function, wrt: tuple[int, ...], direction: str, batch: i
     input (`direction` "forward" or "hessian"), or one shaped like the output ("reverse");
     outputs: the value, then each seed's product stacked the same way: the output's tangent
     (forward, J @ v), each wrt input's cotangent (reverse, v @ J), or each wrt input's H @ v
-    (hessian). Chunked and compressed sweeps (engine.sweeps) run it with seeds of their own."""
+    (hessian). Chunked and compressed sweeps (engine.sweeps) run it with seeds of their own.
+    Simplified by the exact identities too: a sweep runs it once per batch of every answer,
+    and vmap leaves what they fold (x + -y, broadcasts numpy would make itself)."""
     reverse = direction == "reverse"
     seeded = [fn.output.aval] if reverse else [fn.inputs[i].aval for i in wrt]
     with building() as builder:
@@ -178,7 +181,27 @@ def seeded_products(fn: Function, wrt: tuple[int, ...], direction: str, batch: i
             for product, is_batched in zip(results[first_product:], batched[first_product:])
         ]
         names = [*fn.input_names, *(f"seeds {k}" for k in range(len(seeds)))]
-        return finish(builder, [*primals, *seeds], names, [results[0], *products])
+        return apply_identities(finish(builder, [*primals, *seeds], names, [results[0], *products]), exact=True)
+
+
+@_cached
+def constantly_seeded_products(
+    fn: Function, wrt: tuple[int, ...], direction: str, batch: int, values: tuple[float, ...]
+) -> Function:
+    """`seeded_products` with each seed array filled with one number (`values`, one per seed
+    array): inputs fn's only. A compressed sweep of one colour seeds every column alike, with
+    ones; written into the IR as constants, the seeds fold away under the exact identities (a
+    product with ones is its other factor, a broadcast is left to numpy's own), so that a
+    diagonal Hessian costs the array calls of f'' rather than an HVP's every product with v
+    and each of its twins. Exact: what it computes is what `seeded_products` would on those
+    seeds, to an ulp, inf and nan included."""
+    seeded = seeded_products(fn, wrt, direction, batch)
+    with building() as builder:
+        primals = _fresh_inputs(fn)
+        seeds = [broadcast_to(Literal(value, v.aval.dtype), shape=v.aval.shape)
+                 for v, value in zip(seeded.inputs[len(fn.inputs) :], values)]  # fmt: skip
+        outputs = inline(seeded, [*primals, *seeds])
+        return apply_identities(builder.function(primals, fn.input_names, outputs), exact=True)
 
 
 @_cached

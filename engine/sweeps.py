@@ -170,7 +170,13 @@ def basis_size(fn: Function, wrt: tuple[int, ...], direction: str) -> int:
     return fn.output.aval.size if direction == REVERSE else sum(fn.inputs[i].aval.size for i in wrt)
 
 
-def plan(fn: Function, wrt: tuple[int, ...], directions: list[str], format: str, limits: Limits | None) -> Sweep | None:
+# Every request binds its sweep: planned once per (function, wrt, directions, format,
+# limits), a dozen lookups and a pattern's count that would otherwise cost as much as the
+# product of a diagonal Hessian of a thousand inputs.
+@TRANSFORMS.memoize(lambda sweep: 256)
+def plan(
+    fn: Function, wrt: tuple[int, ...], directions: tuple[str, ...], format: str, limits: Limits | None
+) -> Sweep | None:
     """The sweep that takes fewest seed vectors among `directions` (the first wins a tie
     between dense ones), dense or compressed, in batches that keep intermediates under the
     limit; None where that is the one batched dense sweep over the whole basis in a dense
@@ -238,6 +244,60 @@ def sparse_advice(fn: Function, wrt: tuple[int, ...], direction: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What every answer of one sweep reads, made once per (sweep, function, wrt, format,
+    backend): a call costs one cache lookup, then only its array work. The compiled seeded
+    function, and a compressed sweep's seeds (host arrays, shared with `_colour_seeds`: a
+    GPU's memory is not held for them between answers); where those seeds are one number per
+    seed array (one colour: ones), the function has them as constants
+    (`derivatives.constantly_seeded_products`) and takes no seeds."""
+
+    compiled: interpreter.Plan
+    constant_seeds: bool
+    colour_seeds: tuple[tuple[np.ndarray, ...], ...] | None  # a compressed sweep's, per run
+    seeded_avals: tuple[Any, ...]  # of the seed inputs of `seeded_products`, for unit vectors
+    known: Structure | None  # where the answer is compressed or sparse
+
+    @property
+    def approximate_bytes(self) -> int:
+        seeds = sum(seed.nbytes for run in self.colour_seeds or () for seed in run)
+        return self.compiled.approximate_bytes + seeds + 512
+
+    def seed_runs(self, sweep: Sweep) -> Iterator[tuple[Any, ...]]:
+        """Each run's seed vectors on the backend, split as the seeded function takes them (a
+        full batch: the last is padded with zeros): the indicators of colours, or unit vectors
+        of the basis, made as they are needed (all of them would be the identity)."""
+        xp, avals = self.compiled.xp, self.seeded_avals
+        runs = self.colour_seeds
+        if runs is None:
+            runs = (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
+        return (tuple(backend.to_backend(xp, seed) for seed in run) for run in runs)
+
+
+@TRANSFORMS.memoize(lambda prepared: prepared.approximate_bytes)
+def prepared(sweep: Sweep, fn: Function, wrt: tuple[int, ...], format: str, backend_name: str) -> Prepared:
+    seeded = derivatives.seeded_products(fn, wrt, sweep.direction, sweep.batch)
+    avals = tuple(v.aval for v in seeded.inputs[len(fn.inputs) :])
+    known = structure(fn, wrt, sweep.direction) if sweep.compressed or format != "dense" else None
+    colour_seeds, constant = None, False
+    if sweep.compressed:
+        colour_seeds = _colour_seeds(fn, wrt, sweep.direction, sweep.batch)
+        values = _uniform(colour_seeds[0]) if len(colour_seeds) == 1 else None
+        if values is not None:
+            seeded = derivatives.constantly_seeded_products(fn, wrt, sweep.direction, sweep.batch, values)
+            colour_seeds, constant = ((),), True
+    return Prepared(interpreter.plan(seeded, backend_name), constant, colour_seeds, avals, known)
+
+
+def _uniform(seeds: tuple[np.ndarray, ...]) -> tuple[float, ...] | None:
+    """The one number each seed array is filled with; None where one holds two."""
+    firsts = [seed.flat[0] if seed.size else None for seed in seeds]
+    if None in firsts or not all(bool((seed == first).all()) for seed, first in zip(seeds, firsts)):
+        return None
+    return tuple(float(first) for first in firsts)
+
+
 def run(
     sweep: Sweep,
     fn: Function,
@@ -249,21 +309,19 @@ def run(
 ) -> tuple[np.ndarray, list[Any]]:
     """The value, and the derivative's blocks in the results' layout order: per wrt input
     for a Jacobian (output rows, that input's columns), per pair (a, b) for a Hessian."""
-    xp = backend.namespace(backend_name)
+    ready = prepared(sweep, fn, wrt, format, backend_name)
+    xp = ready.compiled.xp
     primals = [backend.to_backend(xp, a) for a in arguments[: len(fn.inputs)]]  # once, for every run
-    seeded = derivatives.seeded_products(fn, wrt, sweep.direction, sweep.batch)
-    compiled = interpreter.plan(seeded, backend_name)
-    known = structure(fn, wrt, sweep.direction) if sweep.compressed or format != "dense" else None
     parts = []
-    for index, seeds in enumerate(_seed_runs(sweep, fn, wrt, [v.aval for v in seeded.inputs[len(fn.inputs) :]])):
-        seeds = [backend.to_backend(xp, seed) for seed in seeds]
-        value, *outputs = [backend.to_host(o) for o in compiled.run([*primals, *seeds])]
+    for index, seeds in enumerate(ready.seed_runs(sweep)):
+        value, *outputs = [backend.to_host(o) for o in ready.compiled.run([*primals, *seeds])]
         count = min(sweep.batch, sweep.seeds - index * sweep.batch)
         flat = [o.reshape(sweep.batch, -1)[:count] for o in outputs]
         parts.append(flat[0] if len(flat) == 1 else np.concatenate(flat, axis=1))
         if progress is not None:
             progress(index + 1, sweep.runs)
     products = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    known = ready.known
     if known is None:
         # products holds, per seed, one column of the matrix (forward, hessian) or one row (reverse)
         matrix = products if sweep.direction == REVERSE else products.T
@@ -275,15 +333,6 @@ def run(
     scattered = np.zeros(known.pattern.shape, dtype=values.dtype)
     scattered[known.rows, known.pattern.indices] = values
     return value, _dense_blocks(fn, wrt, sweep.direction == HESSIAN, scattered)
-
-
-def _seed_runs(sweep: Sweep, fn: Function, wrt: tuple[int, ...], avals: list) -> Iterator[tuple[np.ndarray, ...]]:
-    """Each run's seed vectors, split as the seeded function takes them (a full batch: the
-    last is padded with zeros): the indicators of colours, the same for every answer, or unit
-    vectors of the basis, made as they are needed (all of them would be the identity)."""
-    if sweep.compressed:
-        return iter(_colour_seeds(fn, wrt, sweep.direction, sweep.batch))
-    return (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
 
 
 @TRANSFORMS.memoize(lambda runs: sum(seed.nbytes for run in runs for seed in run) + 256)

@@ -316,11 +316,11 @@ def _sweep(
         raise EngineError(BAD_PARAM, f"format must be one of {', '.join(sweeps.FORMATS)}, got {options.format!r}",
                           "/format")  # fmt: skip
     if op.order == 2:
-        directions = [sweeps.HESSIAN]
+        directions = (sweeps.HESSIAN,)
     elif options.mode == "auto":
-        directions = [mode, sweeps.FORWARD if mode == sweeps.REVERSE else sweeps.REVERSE]
+        directions = (mode, sweeps.FORWARD if mode == sweeps.REVERSE else sweeps.REVERSE)
     else:
-        directions = [mode]
+        directions = (mode,)
     return sweeps.plan(fn, positions, directions, options.format, limits)
 
 

@@ -2,7 +2,7 @@
 raise (`gradserve.errors`) and the `gradserve` command. Importing it needs httpx and numpy
 only; the service itself is the `app` and `engine` packages."""
 
-from gradserve.client import AsyncClient, Client, Result, Summary, Trace, TraceNode
+from gradserve.client import AsyncClient, Client, Job, Result, Summary, Trace, TraceNode
 from gradserve.errors import (
     AuthenticationError,
     DeadlineExceededError,
@@ -18,6 +18,6 @@ from gradserve.errors import (
 
 __all__ = [
     "AsyncClient", "AuthenticationError", "Client", "DeadlineExceededError", "FunctionError",
-    "GradserveConnectionError", "GradserveError", "InvalidRequestError", "OverloadedError", "RateLimitedError",
+    "GradserveConnectionError", "GradserveError", "InvalidRequestError", "Job", "OverloadedError", "RateLimitedError",
     "Result", "ServerError", "Summary", "TooLargeError", "Trace", "TraceNode",
 ]  # fmt: skip

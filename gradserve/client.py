@@ -11,6 +11,14 @@ Jacobian or Hessian is a scipy.sparse array), nothing of the service.
 
 `AsyncClient` has the same methods, each a coroutine.
 
+Long work runs as a job: `client.jobs` has every operation's method, which starts it and
+answers a `Job` at once; `client.job(job)` polls it, `client.wait(job)` gives its result (or
+raises its problem) and `client.cancel(job)` stops it.
+
+    job = client.jobs.hessian("sum(sin(x)*x**2)", {"x": x}, format="csr")
+    job.progress              # (done, total)
+    client.wait(job).hessian  # {"x": {"x": <scipy.sparse csr_array>}}
+
 A function is an expression string, a program (a string starting with `def`), a graph
 (a dict with "nodes"), or the request's own {"expression" | "graph" | "program": ...}.
 """
@@ -33,6 +41,7 @@ from gradserve.errors import GradserveConnectionError, GradserveError, from_prob
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRIED = (429, 503)
+FINISHED = ("done", "failed", "cancelled")
 FUNCTION_KINDS = ("expression", "graph", "program")
 # The fields of an answer that hold arrays (the others, like a Jacobian's mode, are kept as sent).
 _ARRAY_FIELDS = ("value", "gradient", "vjp", "jvp", "jacobian", "hessian", "hvp")
@@ -52,6 +61,25 @@ class Result:
     hessian: dict[str, dict[str, np.ndarray]] | None = None
     hvp: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the service last told it: `state` is queued, running, done, failed or
+    cancelled; `progress` (done, total) never goes back; `result` is the operation's `Result`
+    (a `Trace` for trace) once done, and `error` the problem it failed with."""
+
+    id: str
+    operation: str
+    state: str
+    progress: tuple[int, int]
+    result: Any = None
+    error: GradserveError | None = None
+    expires_at: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
 
 
 @dataclass(frozen=True)
@@ -110,8 +138,9 @@ class _Call:
     """One request, and how to read its answer."""
 
     path: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None
     read: Any  # the answer's JSON -> what the method returns
+    method: str = "POST"
 
 
 class _Api:
@@ -226,6 +255,38 @@ class _Api:
         return self._send(_Call("/v1/validate", body, lambda answer: answer))
 
 
+class _JobStarter(_Api):
+    """`client.jobs`: each operation's method, sent as a job (POST /v1/jobs) by the client it
+    belongs to, answering a `Job` instead of the result."""
+
+    def __init__(self, client: _Api):
+        self._client = client
+        self.encoding = client.encoding
+
+    def _send(self, call: _Call) -> Any:
+        body = {"operation": call.path.removeprefix("/v1/"), **call.body}
+        return self._client._send(_Call("/v1/jobs", body, _job))
+
+
+class _Jobs:
+    """The calls on jobs both clients make alike (each returns a coroutine in AsyncClient)."""
+
+    _send: Any
+
+    @property
+    def jobs(self) -> _JobStarter:
+        """Every operation's method, started as a job: `client.jobs.jacobian(...)` answers a `Job`."""
+        return _JobStarter(self)
+
+    def job(self, job: Job | str):
+        """The job as it is now."""
+        return self._send(_Call(_job_path(job), None, _job, "GET"))
+
+    def cancel(self, job: Job | str):
+        """Stops the job (its worker is replaced) and answers it, cancelled, or as it finished."""
+        return self._send(_Call(_job_path(job), None, _job, "DELETE"))
+
+
 class _Transport:
     """What both clients share about sending: headers, retries, reading problems."""
 
@@ -254,7 +315,7 @@ class _Transport:
         raise _problem(response)
 
 
-class Client(_Transport, _Api):
+class Client(_Transport, _Api, _Jobs):
     """A synchronous client. `timeout` is per request, in seconds; a 503 or 429 is retried
     `max_retries` times, each after its Retry-After (at most `max_retry_wait` seconds)."""
 
@@ -275,7 +336,7 @@ class Client(_Transport, _Api):
         attempt = 0
         while True:
             try:
-                response = self._http.post(call.path, json=call.body)
+                response = self._http.request(call.method, call.path, json=call.body)
             except httpx.TransportError as error:
                 raise _unreachable(self.base_url, error) from None
             wait = self._retry_wait(response, attempt)
@@ -283,6 +344,16 @@ class Client(_Transport, _Api):
                 return self._answer(response, call)
             attempt += 1
             time.sleep(wait)
+
+    def wait(self, job: Job | str, timeout: float | None = None, interval: float = 0.1) -> Any:
+        """The job's result once it is finished, polling every `interval` seconds; its problem
+        raised if it failed or was cancelled; TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = job if isinstance(job, Job) and job.finished else self.job(job)
+        while not _past(job, deadline, timeout):
+            time.sleep(interval)
+            job = self.job(job)
+        return _outcome(job)
 
     def close(self) -> None:
         self._http.close()
@@ -294,7 +365,7 @@ class Client(_Transport, _Api):
         self.close()
 
 
-class AsyncClient(_Transport, _Api):
+class AsyncClient(_Transport, _Api, _Jobs):
     """The asynchronous client: Client's methods, each a coroutine."""
 
     def __init__(
@@ -314,7 +385,7 @@ class AsyncClient(_Transport, _Api):
         attempt = 0
         while True:
             try:
-                response = await self._http.post(call.path, json=call.body)
+                response = await self._http.request(call.method, call.path, json=call.body)
             except httpx.TransportError as error:
                 raise _unreachable(self.base_url, error) from None
             wait = self._retry_wait(response, attempt)
@@ -322,6 +393,15 @@ class AsyncClient(_Transport, _Api):
                 return self._answer(response, call)
             attempt += 1
             await asyncio.sleep(wait)
+
+    async def wait(self, job: Job | str, timeout: float | None = None, interval: float = 0.1) -> Any:
+        """As Client.wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = job if isinstance(job, Job) and job.finished else await self.job(job)
+        while not _past(job, deadline, timeout):
+            await asyncio.sleep(interval)
+            job = await self.job(job)
+        return _outcome(job)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -367,6 +447,41 @@ def _tree(value: Any) -> Any:
 def _result(answer: dict[str, Any]) -> Result:
     arrays = {name: _tree(answer[name]) for name in _ARRAY_FIELDS if name in answer}
     return Result(**arrays, mode=answer.get("mode"), meta=answer.get("meta") or {})
+
+
+def _job(answer: dict[str, Any]) -> Job:
+    read = _trace if answer["operation"] == "trace" else _result
+    problem = answer.get("problem")
+    return Job(
+        id=answer["id"],
+        operation=answer["operation"],
+        state=answer["state"],
+        progress=(answer["progress"]["done"], answer["progress"]["total"]),
+        result=None if answer.get("result") is None else read(answer["result"]),
+        error=None if problem is None else from_problem(problem, problem.get("status", 500)),
+        expires_at=answer.get("expires_at"),
+    )
+
+
+def _job_path(job: Job | str) -> str:
+    return f"/v1/jobs/{job.id if isinstance(job, Job) else job}"
+
+
+def _past(job: Job, deadline: float | None, timeout: float | None) -> bool:
+    """Whether to stop polling: the job is finished, or else the deadline has passed (raised)."""
+    if job.finished:
+        return True
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError(f"job {job.id} is still {job.state} after {timeout} s")
+    return False
+
+
+def _outcome(job: Job) -> Any:
+    if job.state == "done":
+        return job.result
+    if job.error is not None:
+        raise job.error
+    raise GradserveError({"type": "about:blank", "title": "Cancelled", "detail": f"job {job.id} was cancelled"})
 
 
 def _node_array(value: Any) -> np.ndarray | Summary:

@@ -373,9 +373,19 @@ def _solve_dependencies(out: ShapedArray, a: ShapedArray, b: ShapedArray) -> lis
     return [per_matrix_dependency(a, 2, out, b_core), per_matrix_dependency(b, b_core, out, b_core)]
 
 
+def _solve_impl(xp, a, b):
+    # numpy broadcasts a stack of a's against b's stack (and a 1-D b against every matrix);
+    # cupy's solve takes equal stacks only, so both are broadcast here, for every backend alike.
+    column = xp.expand_dims(b, axis=-1) if b.ndim == 1 else b
+    stack = broadcast_shapes(a.shape[:-2], column.shape[:-2])
+    a, column = xp.broadcast_to(a, stack + a.shape[-2:]), xp.broadcast_to(column, stack + column.shape[-2:])
+    solution = xp.linalg.solve(a, column)
+    return solution[..., 0] if b.ndim == 1 else solution
+
+
 solve = primitive(
     "solve",
-    impl=lambda xp, a, b: xp.linalg.solve(a, b),
+    impl=_solve_impl,
     shape=_solve_shape,
     jvp=[
         lambda t, out, a, b: -_solve_as_b(a, _times_solution(t, out, b), b),

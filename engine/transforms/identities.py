@@ -7,8 +7,11 @@ sum; a transpose that moves only axes of size 1 is a reshape). IR in, IR out, sh
 
 Every rewrite is exact in floating point or moves a value by an ulp or so (a reassociated
 constant, a / b for a * (1 / b), a sum in another order), except the zero rules: 0 * x is 0
-here even where x is inf or nan. The interpreter does not use this pass; `engine.formula`
-does, for text.
+here even where x is inf or nan (and so are 0 / x, a matrix product with zeros and
+where(c, 1, 0) * x where c is false). `engine.formula` applies them all, for text; a function
+that runs applies the rest (`exact=True`): `engine.derivatives` does so where constants
+entered its IR (the seeds of a sweep of one colour), leaving its answers what the unsimplified
+function computes, inf and nan included.
 """
 
 from __future__ import annotations
@@ -42,18 +45,19 @@ UNARY = frozenset({
 Definitions = dict[Var, Equation]
 
 
-def apply_identities(fn: Function, passes: int = 6) -> Function:
+def apply_identities(fn: Function, passes: int = 6, exact: bool = False) -> Function:
     """The identities applied until nothing changes (at most `passes` times), then common
-    subexpressions merged and dead code dropped."""
+    subexpressions merged and dead code dropped; with `exact`, without the zero rules, which
+    change what an inf or a nan gives."""
     for _ in range(passes):
-        simpler = eliminate_dead_code(eliminate_common_subexpressions(_rewrite(fn)))
+        simpler = eliminate_dead_code(eliminate_common_subexpressions(_rewrite(fn, exact)))
         if len(simpler.equations) == len(fn.equations) and simpler.key == fn.key:
             return simpler
         fn = simpler
     return fn
 
 
-def _rewrite(fn: Function) -> Function:
+def _rewrite(fn: Function, exact: bool) -> Function:
     with building() as builder:
         inputs = [Var(v.aval) for v in fn.inputs]
         env: dict[Var, Atom] = dict(zip(fn.inputs, inputs))
@@ -66,9 +70,9 @@ def _rewrite(fn: Function) -> Function:
                 result = _hoisted_broadcast(eqn, args, definitions)
             rule = _RULES.get(eqn.primitive.name)
             if result is None and rule is not None:
-                result = rule(args, eqn, definitions)
+                result = rule(args, eqn, definitions, exact)
             if result is None:
-                result = _zero(eqn.output.aval) if _maps_zeros_to_zero(eqn, args, definitions) else None
+                result = _zero(eqn.output.aval) if _maps_zeros_to_zero(eqn, args, definitions, exact) else None
             if result is None:
                 result = builder.bind(eqn.primitive, args, eqn.kwargs)
             if isinstance(result, Var) and builder.equations and builder.equations[-1].output is result:
@@ -123,11 +127,12 @@ def _fit(atom: Atom, aval: ShapedArray) -> Atom:
     return atom if atom.aval.shape == aval.shape else broadcast_to(atom, shape=aval.shape)
 
 
-def _maps_zeros_to_zero(eqn: Equation, args: list[Atom], definitions: Definitions) -> bool:
-    """A linear primitive of zeros, or a product with a zero matrix, is zero."""
+def _maps_zeros_to_zero(eqn: Equation, args: list[Atom], definitions: Definitions, exact: bool) -> bool:
+    """A linear primitive of zeros, or (not `exact`: inf times 0 is nan) a product with a
+    zero matrix, is zero."""
     zeros = [_is_zero(a, definitions) for a in args]
     if eqn.primitive.name == "matmul":
-        return any(zeros)
+        return not exact and any(zeros)
     return eqn.primitive.linear and bool(args) and all(zeros) and eqn.output.aval.is_float
 
 
@@ -212,10 +217,10 @@ def _scaled(atom: Atom, definitions: Definitions) -> tuple[float, Atom]:
     return 1, atom
 
 
-def _multiply(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _multiply(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     a, b = args
-    if _is_zero(a, definitions) or _is_zero(b, definitions):
+    if not exact and (_is_zero(a, definitions) or _is_zero(b, definitions)):
         return _zero(aval)
     for one, other in ((a, b), (b, a)):
         if _is_one(one, definitions):
@@ -235,7 +240,7 @@ def _multiply(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom
             return divide(numerator, reciprocal.inputs[1])
     for selector, other in ((a, b), (b, a)):
         chosen = _defined_as(selector, "where", definitions)
-        if chosen is not None and isinstance(other, Var):
+        if chosen is not None and isinstance(other, Var) and not exact:
             condition, if_true, if_false = chosen.inputs
             if _is_one(if_true, definitions) and _is_zero(if_false, definitions):
                 return _fit(where(condition, other, 0), aval)
@@ -244,7 +249,7 @@ def _multiply(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom
     return None
 
 
-def _add(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _add(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     a, b = args
     if _is_zero(b, definitions):
@@ -265,7 +270,7 @@ def _add(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | No
     return None
 
 
-def _subtract(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _subtract(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     a, b = args
     if _is_zero(b, definitions):
@@ -277,7 +282,7 @@ def _subtract(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom
     return None
 
 
-def _negative(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _negative(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     (a,) = args
     if (negated := _defined_as(a, "negative", definitions)) is not None:
         return negated.inputs[0]
@@ -289,30 +294,38 @@ def _negative(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom
     return None
 
 
-def _divide(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _divide(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     a, b = args
     if _is_one(b, definitions):
         return _fit(a, aval)
-    if _is_zero(a, definitions):
+    if _is_zero(a, definitions) and not exact:  # 0 / 0 is nan
         return _zero(aval)
     return None
 
 
-def _where(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _where(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     _, a, b = args
     same = a is b or (_constant(a, definitions) is not None and _constant(a, definitions) == _constant(b, definitions))
     return _fit(a, aval) if same else None
 
 
-def _broadcast(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _broadcast(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     source = _unbroadcast_operand(args[0], definitions)
-    return None if source is None else broadcast_to(source, shape=aval.shape)
+    if source is not None:
+        return broadcast_to(source, shape=aval.shape)
+    (a,) = args
+    if isinstance(a, Var) and a.aval.size == aval.size and _constant(a, definitions) is None:
+        # Only axes of size 1 added: the same elements in a new shape, which numpy's reshape
+        # gives as a view for a third of broadcast_to's cost (a constant stays a broadcast,
+        # the form the rules recognise).
+        return reshape(a, shape=aval.shape)
+    return None
 
 
-def _reshape(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _reshape(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     (a,) = args
     if (value := _constant(a, definitions)) is not None:  # constants take any shape
@@ -336,7 +349,7 @@ def _reshape(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom 
     return None
 
 
-def _transpose(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _transpose(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     """A transpose that moves only axes of size 1 keeps the elements' order: a reshape."""
     aval = eqn.output.aval
     (a,) = args
@@ -344,7 +357,7 @@ def _transpose(args: list[Atom], eqn: Equation, definitions: Definitions) -> Ato
     return reshape(a, shape=aval.shape) if moved == sorted(moved) else None
 
 
-def _matmul(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _matmul(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     aval = eqn.output.aval
     a, b = args
     if a.aval.ndim == 2 and b.aval.ndim == 2 and a.aval.shape[1] == 1:
@@ -357,7 +370,7 @@ def _matmul(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom |
     return None
 
 
-def _sum(args: list[Atom], eqn: Equation, definitions: Definitions) -> Atom | None:
+def _sum(args: list[Atom], eqn: Equation, definitions: Definitions, exact: bool) -> Atom | None:
     """The sum of a constant is a constant; sum(transpose(a)) is a sum of a itself, when the
     axes it keeps stay in order."""
     (a,) = args

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
 
-from app import arrays
+import numpy as np
+import orjson
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from app import arrays, bodies, jsontext
 from tests.api.conftest import array, assert_problem, b64
+from tests.api.test_jsontext import holds_numbers_alone
 
 pytestmark = pytest.mark.anyio
 
@@ -157,3 +163,75 @@ async def test_a_number_beyond_float32_is_refused_not_made_infinite(client):
     body = {"function": {"expression": "x * 2"}, "inputs": {"x": [1.0, 1e300]}, "dtype": "float32"}
     problem = assert_problem(await client.post("/v1/evaluate", json=body), 422, "bad-input", "/inputs/x")
     assert "1e+300" in problem["detail"] and "float32" in problem["detail"]
+
+
+# What a JSON array may hold: numbers of every kind orjson reads (ints past int64 and past
+# uint64, which it reads as floats; -0.0; subnormals), and what the service refuses or reads
+# specially: booleans, null, strings, ragged nesting.
+NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**70), 2**70))
+ELEMENTS = st.one_of(
+    NUMBERS, NUMBERS, NUMBERS, st.booleans(), st.none(), st.sampled_from(["NaN", "Infinity", "-Infinity", "1", "nan"])
+)
+RECTANGULAR = st.recursive(
+    st.lists(NUMBERS, max_size=4),
+    lambda inner: st.integers(0, 3).flatmap(lambda n: st.lists(inner, min_size=n, max_size=n)),
+    max_leaves=20,
+)
+LISTS = st.one_of(RECTANGULAR, st.recursive(st.lists(ELEMENTS, max_size=4), lambda inner: st.lists(inner, max_size=3)))
+
+
+def decoded(value) -> tuple:
+    try:
+        result = arrays.decode(value)
+    except ValueError as error:
+        return ("refused", str(error))
+    return (result.dtype, result.shape, result.tobytes())  # bit for bit: -0.0, NaN
+
+
+def deep(depth: int) -> list:
+    value: list = [1.0]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(LISTS, st.sampled_from(["", " ", "\n"]))
+@example([[1.0, 2.0], [3.0]], "")
+@example([[1.0, 2.0], 3.0], "")
+@example([1, True], "")
+@example(deep(arrays.MAX_NDIM + 1), "")
+@example(deep(70), "")
+@example([2**63, 2**64 - 1, -(2**63), 2**53 + 1], "")
+def test_lists_read_by_numpy_from_their_text_decode_as_checked_ones(value, space):
+    """A list whose text holds numbers alone is read by numpy straight into floats: the same
+    array, bit for bit, as the one checked element by element, or the same refusal."""
+    text = json.dumps({"x": value}, separators=("," + space, ":" + space)).encode()
+    document = orjson.loads(text)
+    found = bodies.number_lists(document, jsontext.outline(text), min_bytes=0)
+    assert any(array is document["x"] for array in found) == holds_numbers_alone(value)
+    with arrays.numbers_only(found):
+        fast = decoded(document["x"])
+    assert fast == decoded(document["x"])
+
+
+async def test_a_long_list_of_numbers_is_read_by_numpy_and_others_are_refused_as_before(asgi_client, monkeypatch):
+    read_by_numpy = []
+    numbers = arrays._numbers
+    monkeypatch.setattr(arrays, "_numbers", lambda value: read_by_numpy.append(len(value)) or numbers(value))
+    x = np.linspace(-1.0, 1.0, 3000)
+    response = await asgi_client.post("/v1/grad", json=request("sum(x * x)", x=x.tolist()))
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(array(response.json()["gradient"]["x"]), 2 * x)
+    assert read_by_numpy == [3000]
+    for sent, message in [
+        ([*x.tolist(), True], "element [3000] is a boolean"),
+        ([*x.tolist(), None], "element [3000] is null"),
+        ([*x.tolist(), "1"], "element [3000] is the string '1'"),
+        ([x.tolist(), x.tolist()[1:]], "ragged"),
+    ]:
+        response = await asgi_client.post("/v1/grad", json=request("sum(x * x)", x=sent))
+        assert message in assert_problem(response, 422, "invalid-request", "/inputs/x")["detail"]
+    assert read_by_numpy == [3000, 2]  # the ragged one was tried, and refused by the careful path
+    response = await asgi_client.post("/v1/grad", json=request("sum(x * x)", x=[*x.tolist(), "NaN"]))
+    assert response.json()["gradient"]["x"][-1] == "NaN"

@@ -1,6 +1,7 @@
 """gradserve.client against a real `gradserve serve`: every method in both encodings, float64
-exactly, a 503 retried after its Retry-After, problems raised with their fields; the async
-client likewise; and the package imports nothing of the service."""
+exactly, a 503 retried after its Retry-After, problems raised with their fields, jobs started,
+waited for and cancelled; the async client likewise; and the package imports nothing of the
+service."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ import numpy as np
 import pytest
 
 from app import examples
-from gradserve import AsyncClient, Client, FunctionError, GradserveConnectionError, OverloadedError, TooLargeError
-from gradserve.client import Summary
+from gradserve import (
+    AsyncClient,
+    Client,
+    FunctionError,
+    GradserveConnectionError,
+    GradserveError,
+    OverloadedError,
+    TooLargeError,
+)
+from gradserve.client import Job, Summary
 from tests.api.conftest import ROOT, TYPE_BASE, serving_in_thread
 
 X = np.array([0.1, 1 / 3, 2.0, -7.25])  # not exact in decimal: float64 must round-trip bit for bit
@@ -156,6 +165,49 @@ def test_a_503_past_the_retries_is_raised():
             with pytest.raises(OverloadedError) as raised:
                 client.evaluate("x", {"x": 1.0})
     assert raised.value.status == 503 and raised.value.type == TYPE_BASE + "overloaded"
+
+
+# A program is computed by a worker, never in the API process: a job that takes a while.
+SLOW_PROGRAM = "def f(x):\n    i = 0\n    while i < 20000:\n        i = i + 1\n    return sum(sin(x) * x * x)\n"
+# Seconds of work a step (sin of 1e5 elements) within the default step budget: cancelled long before its end.
+LONG_PROGRAM = "def f(x):\n    i = 0\n    while i < 30000:\n        x = sin(x)\n        i = i + 1\n    return x\n"
+
+
+def test_a_job_gives_the_operations_result(client):
+    job = client.jobs.hessian(SLOW_PROGRAM, {"x": X}, format="csr")
+    assert isinstance(job, Job) and job.operation == "hessian" and job.state in ("queued", "running", "done")
+    result = client.wait(job, timeout=60)
+    direct = client.hessian(SLOW_PROGRAM, {"x": X}, format="csr")
+    np.testing.assert_array_equal(result.hessian["x"]["x"].toarray(), direct.hessian["x"]["x"].toarray())
+    np.testing.assert_allclose(result.hessian["x"]["x"].toarray(), np.diag(2 * np.sin(X) + 4 * X * np.cos(X)
+                                                                           - X * X * np.sin(X)))  # fmt: skip
+    finished = client.job(job.id)
+    assert finished.state == "done" and finished.progress[0] == finished.progress[1] and finished.expires_at
+
+
+def test_a_failed_job_raises_its_problem_and_a_cancelled_one_says_so(client):
+    failed = client.jobs.grad("def f(x):\n    return x * x\n", {"x": X})
+    with pytest.raises(FunctionError) as raised:
+        client.wait(failed, timeout=60)
+    assert raised.value.kind == "not-scalar"
+
+    endless = client.jobs.evaluate(LONG_PROGRAM, {"x": np.zeros(100_000)})
+    with pytest.raises(TimeoutError, match="still"):
+        client.wait(endless, timeout=0.3)
+    cancelled = client.cancel(endless)
+    assert cancelled.state == "cancelled" and client.job(endless).state == "cancelled"
+    with pytest.raises(GradserveError, match="cancelled"):
+        client.wait(endless)
+
+
+@pytest.mark.anyio
+async def test_the_async_client_runs_a_job(server_url):
+    async with AsyncClient(server_url) as client:
+        job = await client.jobs.grad(SLOW_PROGRAM, {"x": X})
+        polled = await client.job(job)
+        assert polled.id == job.id and polled.progress[0] <= polled.progress[1]
+        result = await client.wait(job, timeout=60)
+        np.testing.assert_allclose(result.gradient["x"], 2 * X * np.sin(X) + X * X * np.cos(X))
 
 
 @pytest.mark.anyio

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -104,6 +105,43 @@ def test_the_outline_agrees_with_the_parsed_document(document, space, limit):
     assert jsontext.largest_array(outlined, limit) == first_array_over(document, limit)
 
 
+@given(st.binary(max_size=300))
+def test_the_brackets_are_found_among_any_bytes(text):
+    data = np.frombuffer(text, dtype=np.uint8)
+    assert jsontext._brackets(data).tolist() == [i for i, byte in enumerate(text) if byte in b"[]{}"]
+
+
 def test_text_that_is_not_json_has_no_outline():
     for text in [b'{"a": [1, 2}', b'{"a": "', b"]", b'{"a": [1, 2]}}', b"[" * 1025 + b"]" * 1025]:
         assert jsontext.outline(text) is None
+
+
+def holds_numbers_alone(array) -> bool:
+    return all(holds_numbers_alone(child) if type(child) is list else type(child) in (int, float) for child in array)
+
+
+def number_arrays(value, path=(), in_object=False):
+    """The paths, in the text's order, of the arrays that are values of an object's keys and
+    hold numbers alone (or arrays of them)."""
+    if isinstance(value, Pairs):
+        for key, child in value:
+            yield from number_arrays(child, (*path, key), in_object=True)
+    elif isinstance(value, list):
+        if in_object and holds_numbers_alone(value):
+            yield path
+        else:
+            for index, child in enumerate(value):
+                yield from number_arrays(child, (*path, index))
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES.map(lambda v: Pairs([("top", v)])), st.sampled_from(["", " ", "\n  "]))
+def test_the_arrays_of_numbers_alone_are_found_in_the_text(document, space):
+    outlined = jsontext.outline(write(document, space).encode())
+    assert jsontext.number_arrays(outlined, 0) == list(number_arrays(document))
+
+
+def test_only_arrays_as_long_as_asked_are_looked_at():
+    text = b'{"a": [1, 2], "b": [[1.5e-3, -2E+4], [3, 4]], "c": [1, true, null, "1"], "d": [[1, 2], "1"]}'
+    assert jsontext.number_arrays(jsontext.outline(text), 0) == [("a",), ("b",)]
+    assert jsontext.number_arrays(jsontext.outline(text), len(b"[1, 2]") + 1) == [("b",)]

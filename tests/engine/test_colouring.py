@@ -31,7 +31,7 @@ def _arrowhead(n: int) -> sparse.csr_array:
 
 
 def _block_diagonal(sizes) -> sparse.csr_array:
-    return sparse.block_diag([np.ones((s, s), bool) for s in sizes], format="csr").astype(bool)
+    return sparse.block_diag([sparse.coo_array(np.ones((s, s), bool)) for s in sizes], format="csr").astype(bool)
 
 
 SHAPED = {

@@ -161,7 +161,12 @@ def _small_document(text: bytes) -> Any:
     except orjson.JSONDecodeError:
         return None
     try:
-        json.loads(text, object_pairs_hook=_unique_keys)
+        # orjson read it, so it is UTF-8: decoded here, and given to one decoder made once
+        # (json.loads makes a decoder per call when given a hook, and guesses the encoding).
+        _PAIRS_CHECKED.decode(text.decode())
     except (_DuplicateKeyError, ValueError, RecursionError):
         return None
     return document
+
+
+_PAIRS_CHECKED = json.JSONDecoder(object_pairs_hook=_unique_keys)

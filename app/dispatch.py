@@ -248,14 +248,18 @@ class Dispatcher:
 
 
 def _options(request: FunctionRequest, dtype: str | None = None) -> Options:
-    wrt = getattr(request, "wrt", None)
+    # A request model has the fields of its operation's options only. Read from the model's
+    # __dict__ (where pydantic keeps the fields): getattr of an absent one goes through
+    # pydantic's __getattr__ and an AttributeError, ~4 us each (two or three a request).
+    fields = request.__dict__
+    wrt = fields.get("wrt")
     return Options(
         wrt=None if wrt is None else tuple(wrt),
-        reduce=getattr(request, "reduce", "none"),
-        mode=getattr(request, "mode", "auto"),
+        reduce=fields.get("reduce", "none"),
+        mode=fields.get("mode", "auto"),
         dtype=dtype,
-        verify=getattr(request, "verify", False),
-        format=getattr(request, "format", "dense"),
+        verify=fields.get("verify", False),
+        format=fields.get("format", "dense"),
     )
 
 

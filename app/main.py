@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from app import middleware, problems, security
 from app.bodies import BodyReader
 from app.dispatch import Dispatcher
+from app.fastpath import ComputeFastPath
 from app.metrics import Metrics
 from app.pool import LocalPool, Pool
 from app.routes import catalogue, compute, docs, formula, health, jobs, linearize, playground, trace
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.dispatcher = dispatcher
     app.state.bodies = BodyReader(settings.limits(), settings.max_body_bytes)
     problems.install(app)
+    # Added first, so innermost: the compute POSTs pass every middleware as before.
+    app.add_middleware(ComputeFastPath, dispatcher=dispatcher, reader=app.state.bodies, routes=compute.router.routes)
     middleware.install(app, metrics, settings)
     for module in (compute, jobs, trace, linearize, formula, catalogue, health):
         app.include_router(module.router)

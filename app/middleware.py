@@ -1,6 +1,6 @@
-"""The ASGI middlewares, outermost first in `install`: each request's id and log line, the
-security headers, every unexpected error answered as a problem, every response counted, the
-body's deadline, CORS, API keys and the rate limit, the body held to its size limit."""
+"""The ASGI middlewares, outermost first in `install`: what every request gets (its id and log
+line, the security headers, an unexpected error answered as a problem, the metrics, the body's
+deadline), CORS, API keys and the rate limit, the body held to its size limit."""
 
 from __future__ import annotations
 
@@ -49,37 +49,91 @@ class HttpMiddleware:
         raise NotImplementedError
 
 
-class RequestContextMiddleware(HttpMiddleware):
-    """Gives each request its id (the client's X-Request-ID when it is a safe token, else a new
-    one), echoes it on the response, holds it in `request_id.current` for whatever answers or
-    logs inside, and writes the request's one log line: method, endpoint template, status,
-    duration and the byte sizes of the two bodies, never their contents."""
+class RequestMiddleware(HttpMiddleware):
+    """What every request gets, in one layer (as five, they were five coroutines and four more
+    wrapped sends and receives for every request), in the order they apply:
+
+    - its id (the client's X-Request-ID when it is a safe token, else a new one), echoed on the
+      response and held in `request_id.current` for whatever answers or logs inside, and its
+      one log line: method, endpoint template, status, duration and the byte sizes of the two
+      bodies, never their contents;
+    - SECURITY_HEADERS on every response, keeping any that the response set itself;
+    - an exception that no handler took answered with a 500 problem, and not re-raised.
+      Starlette's own last-resort handler sends its 500 and then re-raises, so that uvicorn
+      logs "Exception in ASGI application" and drops the keep-alive connection: the client's
+      next request on it fails. Here the failure is logged once and the connection stays usable;
+    - with `metrics`, every response counted, labelled by the route's path template (not the
+      raw path, so that unknown URLs do not make a label each) and by the method, folded into
+      a closed set;
+    - with `body_seconds`, the request body's deadline: a body that stalls, or is shorter than
+      its Content-Length, is answered 408 instead of holding a connection forever. A response
+      started before the body was read to its end (that 408, or an early 401, 413 or 429)
+      closes the connection, so that the unread rest cannot hold it either."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None, body_seconds: float | None = None):
+        super().__init__(app)
+        self.metrics = metrics
+        self.body_seconds = body_seconds
+        if body_seconds is not None:
+            self.late_body_detail = f"the request body did not arrive within {body_seconds:g} s of its headers"
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        this_id = request_id.accept(Headers(scope=scope).get(request_id.HEADER))
+        headers = Headers(scope=scope)
+        this_id = request_id.accept(headers.get(request_id.HEADER))
         token = request_id.current.set(this_id)
         started = time.perf_counter()
-        status: int | None = None  # None: the client left before an answer was started
+        status: int | None = None  # None: no answer was started (the client left, or a failure)
         request_bytes = response_bytes = 0
+        body_pending = self.body_seconds is not None and (
+            "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+        )
+        if body_pending:
+            deadline = asyncio.get_running_loop().time() + self.body_seconds
 
         async def receive_counted() -> Message:
-            nonlocal request_bytes
-            message = await receive()
+            nonlocal request_bytes, body_pending
+            if not body_pending:
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    # Raised while the route reads the body, like BodyLimitMiddleware's 413.
+                    raise HTTPException(408, self.late_body_detail) from None
+                body_pending = message["type"] == "http.request" and message.get("more_body", False)
             request_bytes += len(message.get("body", b""))
             return message
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status, response_bytes
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[request_id.HEADER] = this_id
+                response_headers = MutableHeaders(scope=message)
+                if body_pending:
+                    response_headers["Connection"] = "close"
+                for name, value in SECURITY_HEADERS.items():
+                    response_headers.setdefault(name, value)
+                response_headers[request_id.HEADER] = this_id
             else:
                 response_bytes += len(message.get("body", b""))
             await send(message)
 
         try:
-            await self.app(scope, receive_counted, send_with_id)
+            try:
+                await self.app(scope, receive_counted, send_with_headers)
+            except Exception:
+                log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+                # Once half a response is out the connection cannot carry another one, and
+                # uvicorn closes it when the app returns without finishing the response.
+                if status is None:
+                    detail = "the service failed unexpectedly; the failure was logged"
+                    await problem(500, "internal", "Internal error", detail)(scope, receive_counted, send_with_headers)
         finally:
+            if self.metrics is not None:
+                # No answer started: a failure (answered 500 above) or a client that left.
+                counted = 500 if status is None else status
+                self.metrics.observe(scope.get("route"), scope["method"], counted, time.perf_counter() - started)
             line = {
                 "method": method_label(scope["method"]),
                 "endpoint": endpoint_label(scope.get("route")),
@@ -90,110 +144,6 @@ class RequestContextMiddleware(HttpMiddleware):
             }
             access_log.info("%(method)s %(endpoint)s %(status)s %(duration_ms).1f ms", line, extra=line)
             request_id.current.reset(token)
-
-
-class SecurityHeadersMiddleware(HttpMiddleware):
-    """Puts SECURITY_HEADERS on every response, keeping any that the response set itself."""
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class ContainErrorsMiddleware(HttpMiddleware):
-    """Answers an exception that no handler took with a 500 problem, and does not re-raise it.
-
-    Starlette's own last-resort handler sends its 500 and then re-raises, so that uvicorn logs
-    "Exception in ASGI application" and drops the keep-alive connection: the client's next
-    request on it fails. Here the failure is logged once and the connection stays usable."""
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception:
-            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
-                # Half a response is out: the connection cannot carry another one, and
-                # uvicorn closes it when the app returns without finishing the response.
-                return
-            detail = "the service failed unexpectedly; the failure was logged"
-            await problem(500, "internal", "Internal error", detail)(scope, receive, send)
-
-
-class MetricsMiddleware(HttpMiddleware):
-    """Counts every response, labelled by the route's path template (not the raw path, so
-    that unknown URLs do not make a label each) and by the method, folded into a closed set."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        super().__init__(app)
-        self.metrics = metrics
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            self.metrics.observe(scope.get("route"), scope["method"], status, time.perf_counter() - started)
-
-
-class BodyDeadlineMiddleware(HttpMiddleware):
-    """The request body must arrive within `seconds` of its headers: a body that stalls, or is
-    shorter than its Content-Length, is answered 408 instead of holding a connection forever.
-
-    A response started before the body was read to its end (that 408, or an early 401, 413 or
-    429) closes the connection, so that the unread rest cannot hold it either."""
-
-    def __init__(self, app: ASGIApp, seconds: float):
-        super().__init__(app)
-        self.seconds = seconds
-        self.detail = f"the request body did not arrive within {seconds:g} s of its headers"
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
-        body_pending = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
-        deadline = asyncio.get_running_loop().time() + self.seconds
-
-        async def receive_in_time() -> Message:
-            nonlocal body_pending
-            if not body_pending:
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                # Raised while the route reads the body, like BodyLimitMiddleware's 413.
-                raise HTTPException(408, self.detail) from None
-            body_pending = message["type"] == "http.request" and message.get("more_body", False)
-            return message
-
-        async def send_closing_if_unread(message: Message) -> None:
-            if message["type"] == "http.response.start" and body_pending:
-                MutableHeaders(scope=message)["Connection"] = "close"
-            await send(message)
-
-        await self.app(scope, receive_in_time, send_closing_if_unread)
 
 
 _BODY_HEADERS = ("content-type", "content-length")
@@ -312,11 +262,7 @@ def install(app: FastAPI, metrics: Metrics, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", request_id.HEADER],
             expose_headers=[request_id.HEADER, "Retry-After"],
         )
-    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.body_timeout_seconds)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(ContainErrorsMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestMiddleware, metrics=metrics, body_seconds=settings.body_timeout_seconds)
 
 
 def _key_ring(settings: Settings) -> security.KeyRing | None:

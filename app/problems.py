@@ -153,11 +153,27 @@ def _error_problem(request: Request, error: ServiceError | EngineError) -> Respo
     return error_problem(error)
 
 
+# The exception handlers, by the class of what they answer: installed in FastAPI, and used as
+# they are by app.fastpath, which answers the compute POSTs outside FastAPI.
+HANDLERS = {
+    RequestValidationError: _validation_problem,
+    HTTPException: _http_problem,
+    ServiceError: _error_problem,
+    EngineError: _error_problem,
+}
+HANDLED = tuple(HANDLERS)
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation_problem)
-    app.add_exception_handler(HTTPException, _http_problem)
-    app.add_exception_handler(ServiceError, _error_problem)
-    app.add_exception_handler(EngineError, _error_problem)
+    for error_class, handler in HANDLERS.items():
+        app.add_exception_handler(error_class, handler)
+
+
+def answer(request: Request, error: Exception) -> Response:
+    """The problem that the handler of `error`'s class (or its nearest base's, as Starlette
+    looks it up) answers."""
+    handler = next(HANDLERS[base] for base in type(error).__mro__ if base in HANDLERS)
+    return handler(request, error)
 
 
 def problem_response_doc(description: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class GuardedH11Protocol(H11Protocol):
     A request's headers must be complete within `header_timeout` of the connection's opening or
     of the request's first byte: uvicorn times out only an idle keep-alive connection, so a
     client that stops halfway through its headers holds the socket forever. (The body has its
-    deadline in `middleware.BodyDeadlineMiddleware`, which can still answer 408.)
+    deadline in `middleware.RequestMiddleware`, which can still answer 408.)
 
     A connection opened while `max_connections` are open has its request answered by `refusal`
     (a 503 that closes it), so the connections past the cap live no longer than one request."""
@@ -111,7 +111,7 @@ def refusal(settings: Settings) -> ASGIApp:
         headers = {"Retry-After": "1", "Connection": "close"}
         await problem(503, "overloaded", "Service overloaded", detail, headers=headers)(scope, receive, send)
 
-    return middleware.RequestContextMiddleware(middleware.SecurityHeadersMiddleware(over_capacity))
+    return middleware.RequestMiddleware(over_capacity)
 
 
 def uvicorn_config(

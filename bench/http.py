@@ -5,7 +5,9 @@ by wrk (one thread), side by side in one run.
 
 (run as a module: as a file, its own name would shadow the standard library's `http`.)
 
-The bare endpoint is a FastAPI app under the same uvicorn, in the same venv: orjson both ways,
+The bare endpoint is a FastAPI app under the same uvicorn, in the same venv, on the same HTTP
+parser and event loop as gradserve's server (h11 and asyncio; `--bare-stack auto` lets
+uvicorn pick httptools and uvloop where they are installed, which gradserve cannot use): orjson both ways,
 numpy for the gradient, base64 decoded straight into a buffer, BLAS on one thread as in
 gradserve's workers (`worker_threads`: on all of OpenBLAS's threads, its `x @ x` of 1e5 spins
 them, ~1 ms a call and two to three times its CPU per request on a busy machine). Both servers start on
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
         sys.exit("bench.http needs wrk: apt-get install wrk")
     gradserve, gradserve_url = start(["-m", "app.cli", "serve", "--workers", str(args.workers), "--processes",
                                       str(args.processes), "--log-level", "warning"])  # fmt: skip
-    bare, bare_url = start(["-m", "bench.http", "--bare-server"])
+    bare, bare_url = start(["-m", "bench.http", "--bare-server", "--bare-stack", args.bare_stack])
     rows = []
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -138,10 +140,9 @@ def run(args: argparse.Namespace) -> None:
             process.wait(timeout=30)
     print(f"\nwrk, one thread, {args.seconds} s a case; gradserve with {args.workers} workers and "
           f"{args.processes} API processes; loopback")  # fmt: skip
-    # uvicorn.run's defaults pick httptools and uvloop when they are installed; gradserve's
-    # server is h11 on asyncio whatever is installed (app/server.py). The bare endpoint on h11
-    # and asyncio takes ~0.15-0.3 ms more CPU a small request: the ratios depend on which it got.
-    print(f"HTTP parser and event loop: gradserve h11 + asyncio, bare {_uvicorn_auto_stack()}\n")
+    # gradserve's server is h11 on asyncio whatever is installed (app/server.py). The bare
+    # endpoint on httptools and uvloop takes ~0.15-0.3 ms less CPU a small request.
+    print(f"HTTP parser and event loop: gradserve h11 + asyncio, bare {_bare_stack(args.bare_stack)}\n")
     print(f"{'case':<26} {'gradserve req/s (p50/p99 ms, non-2xx)':>40} {'bare req/s (p50/p99 ms)':>28} "
           f"{'ratio':>6} {'target':>7}")  # fmt: skip
     for name, target, ours, bare_figures in rows:
@@ -151,10 +152,12 @@ def run(args: argparse.Namespace) -> None:
         print(f"{name:<26} {mine:>40} {theirs:>28} {ratio:>6.2f} {'>= ' + str(target):>7}")
 
 
-def _uvicorn_auto_stack() -> str:
+def _bare_stack(stack: str) -> str:
+    if stack == "same":
+        return "h11 + asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    return f"{http} + {loop}"
+    return f"{http} + {loop} (uvicorn's choice)"
 
 
 def main() -> None:
@@ -168,12 +171,19 @@ def main() -> None:
         help=f"gradserve's API processes (default {DEFAULT_PROCESSES})",
     )
     parser.add_argument("--cases", default="1,2,3,4", help="which cases, by number (1-4, comma-separated)")
+    parser.add_argument(
+        "--bare-stack",
+        choices=("same", "auto"),
+        default="same",
+        help="the bare endpoint's HTTP parser and loop: gradserve's (h11, asyncio), or uvicorn's pick",
+    )
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         threadpoolctl.threadpool_limits(limits=1)
-        uvicorn.run(bare_app(), host="127.0.0.1", port=args.port, log_level="warning")
+        stack = {"http": "h11", "loop": "asyncio"} if args.bare_stack == "same" else {}
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.port, log_level="warning", **stack)
     else:
         run(args)
 

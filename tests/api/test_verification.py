@@ -66,8 +66,9 @@ async def test_float32_is_verified_with_its_own_step_and_tolerance(asgi_client):
 
 async def test_a_large_request_is_verified_in_a_worker(asgi_client):
     rng = np.random.default_rng(0)
-    body = {"function": {"expression": "sum(tanh(x @ w))"}, "inputs": {"x": rng.normal(size=(64, 64)).tolist(),
-            "w": rng.normal(size=(64, 64)).tolist()}, "wrt": ["w"], "verify": True}  # fmt: skip
+    # 2.75 million elements by the static bound: past the inline bound's 2 million
+    body = {"function": {"expression": "sum(tanh(x @ w))"}, "inputs": {"x": rng.normal(size=(128, 256)).tolist(),
+            "w": rng.normal(size=(256, 256)).tolist()}, "wrt": ["w"], "verify": True}  # fmt: skip
     before = asgi_client.app.state.dispatcher.inline_answers
     response = await asgi_client.post("/v1/grad", json=body)
     assert response.json()["meta"]["verification"]["verdict"] == "pass"

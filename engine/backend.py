@@ -7,6 +7,7 @@ array-api-strict (the tests use it to prove no numpy-only call slipped in).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -40,6 +41,23 @@ def gpu_available() -> bool:
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:  # noqa: BLE001 - no cupy, no driver or no device all mean "no GPU"
         return False
+
+
+def is_cupy(xp: Any) -> bool:
+    return getattr(xp, "__name__", "").endswith("cupy")
+
+
+def raising_linalg_errors(run: Callable[..., Any]) -> Callable[..., Any]:
+    """`run` on cupy, raising LinAlgError for a singular matrix as numpy does: cupy reads
+    cuSOLVER's status back only when asked (a synchronisation a call), else it answers inf
+    and nan where numpy's request gets a 422."""
+    import cupyx
+
+    def checked(*args: Any) -> Any:
+        with cupyx.errstate(linalg="raise"):
+            return run(*args)
+
+    return checked
 
 
 def to_backend(xp: Any, array: np.ndarray) -> Any:

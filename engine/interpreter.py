@@ -24,6 +24,8 @@ class Plan:
     def __init__(self, fn: Function, xp: Any):
         self.xp = xp
         self.on_host = xp is backend.host()
+        if backend.is_cupy(xp):
+            self.run = backend.raising_linalg_errors(self.run)
         slots: dict[Var, int] = {v: i for i, v in enumerate(fn.inputs)}
         constants: list[tuple[int, Any]] = []
 

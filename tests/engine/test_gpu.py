@@ -7,6 +7,7 @@ import pytest
 
 from engine import api, ops
 from engine.backend import gpu_available
+from engine.errors import NUMERIC, EngineError
 from engine.ir import ShapedArray
 from engine.tracing import trace
 
@@ -36,3 +37,12 @@ def test_cupy_gives_numpy_numbers_for_gradients_jacobians_and_hessians():
         np.testing.assert_allclose(jacobians[name], expected_jacobians[name], rtol=1e-10, atol=1e-12)
         for other in inputs:
             np.testing.assert_allclose(hessian[name][other], expected_hessian[name][other], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "cupy"])
+def test_a_singular_matrix_is_a_numeric_error_on_cupy_as_on_numpy(backend_name):
+    fn = trace(lambda a, b: ops.sum(ops.inv(a) + ops.solve(a, b)), {"a": ShapedArray((2, 2), "float64"),
+                                                                    "b": ShapedArray((2,), "float64")})  # fmt: skip
+    with pytest.raises(EngineError) as raised:
+        api.value_and_grad(fn, {"a": np.ones((2, 2)), "b": np.ones(2)}, backend_name=backend_name)
+    assert raised.value.kind == NUMERIC

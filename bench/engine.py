@@ -21,7 +21,7 @@ import threadpoolctl
 import torch
 
 from engine import api, boundary, ops
-from engine.ir import ShapedArray
+from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import Options
 from engine.tracing import trace
@@ -156,21 +156,29 @@ def bench_hessian() -> None:
     row("hessian of sum(sin(x)*x**2), n=100", lambda: api.hessian(fn, {"x": x}), references)
 
 
+MLP_WEIGHTS = ["w1", "w2", "w3"]
+
+
+def mlp(x, w1, w2, w3, tanh=ops.tanh, total=ops.sum):
+    """A 3-layer tanh MLP's sum of squares; with torch's or JAX's tanh and sum, theirs."""
+    out = tanh(tanh(tanh(x @ w1) @ w2) @ w3)
+    return total(out * out)
+
+
+def mlp_problem(width: int, batch: int) -> tuple[Function, np.ndarray, list[np.ndarray], dict[str, np.ndarray]]:
+    """The MLP traced for a batch of inputs and three square weights: (fn, x, weights, inputs)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(batch, width))
+    weights = [rng.normal(size=(width, width)) / np.sqrt(width) for _ in MLP_WEIGHTS]
+    avals = {"x": ShapedArray((batch, width), "float64")}
+    avals |= {name: ShapedArray((width, width), "float64") for name in MLP_WEIGHTS}
+    return trace(mlp, avals), x, weights, {"x": x, **dict(zip(MLP_WEIGHTS, weights))}
+
+
 def bench_mlp_gradient() -> None:
     """The gradient of a 3-layer tanh MLP's sum of squares wrt its three weight matrices."""
     width, batch = 256, 64
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(batch, width))
-    weights = [rng.normal(size=(width, width)) / np.sqrt(width) for _ in range(3)]
-    names = ["w1", "w2", "w3"]
-
-    def mlp(x, w1, w2, w3, tanh=ops.tanh, total=ops.sum):
-        out = tanh(tanh(tanh(x @ w1) @ w2) @ w3)
-        return total(out * out)
-
-    avals = {"x": ShapedArray((batch, width), "float64")} | {n: ShapedArray((width, width), "float64") for n in names}
-    fn = trace(mlp, avals)
-    inputs = {"x": x, **dict(zip(names, weights))}
+    fn, x, weights, inputs = mlp_problem(width, batch)
     tx = torch.from_numpy(x)
 
     def torch_eager():  # the weights as leaves sharing numpy's memory: no copy is timed
@@ -181,7 +189,7 @@ def bench_mlp_gradient() -> None:
 
     jax_mlp = jax and jax.value_and_grad(lambda ws, x: mlp(x, *ws, tanh=jnp.tanh, total=jnp.sum))
     references = {"torch": torch_eager, "jax": _jitted(jax_mlp, weights, x)}
-    engine = lambda: api.value_and_grad(fn, inputs, wrt=names)  # noqa: E731
+    engine = lambda: api.value_and_grad(fn, inputs, wrt=MLP_WEIGHTS)  # noqa: E731
     row(f"grad of a 3-layer tanh MLP, {width} wide, batch {batch}", engine, references)
 
 

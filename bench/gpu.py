@@ -16,7 +16,7 @@ import numpy as np
 import threadpoolctl
 import torch
 
-from bench.engine import jax, row
+from bench.engine import MLP_WEIGHTS, jax, mlp, mlp_problem, row
 from engine import api, ops
 from engine.backend import gpu_available
 from engine.ir import ShapedArray
@@ -58,18 +58,7 @@ def bench_dot_gradient(n: int) -> None:
 
 
 def bench_mlp_gradient(width: int, batch: int) -> None:
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(batch, width))
-    weights = [rng.normal(size=(width, width)) / np.sqrt(width) for _ in range(3)]
-    names = ["w1", "w2", "w3"]
-
-    def mlp(x, w1, w2, w3, tanh=ops.tanh, total=ops.sum):
-        out = tanh(tanh(tanh(x @ w1) @ w2) @ w3)
-        return total(out * out)
-
-    avals = {"x": ShapedArray((batch, width), "float64")} | {n: ShapedArray((width, width), "float64") for n in names}
-    fn = trace(mlp, avals)
-    inputs = {"x": x, **dict(zip(names, weights))}
+    fn, x, weights, inputs = mlp_problem(width, batch)
 
     def torch_cuda():
         tw = [_cuda(w, grad=True) for w in weights]
@@ -79,12 +68,12 @@ def bench_mlp_gradient(width: int, batch: int) -> None:
 
     jax_mlp = jax and jax.value_and_grad(lambda ws, x: mlp(x, *ws, tanh=jnp.tanh, total=jnp.sum))
     references = {
-        "engine cpu": lambda: api.value_and_grad(fn, inputs, wrt=names),
+        "engine cpu": lambda: api.value_and_grad(fn, inputs, wrt=MLP_WEIGHTS),
         "torch cuda": torch_cuda,
         "jax gpu": _on_gpu(jax_mlp, weights, x),
     }
     row(f"grad of a 3-layer tanh MLP, {width} wide, batch {batch}",
-        lambda: api.value_and_grad(fn, inputs, wrt=names, backend_name="cupy"), references, COLUMNS)  # fmt: skip
+        lambda: api.value_and_grad(fn, inputs, wrt=MLP_WEIGHTS, backend_name="cupy"), references, COLUMNS)  # fmt: skip
 
 
 def bench_jacobian(n: int, mode: str) -> None:

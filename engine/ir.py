@@ -289,6 +289,11 @@ class Function:
         equation's output (the bounds of its work, its pattern and its trace start here)."""
         return tuple(v.aval.size for v in self.inputs) + tuple(e.output.aval.size for e in self.equations)
 
+    @cached_property
+    def floating_positions(self) -> tuple[int, ...]:
+        """The positions of its differentiable (floating) inputs: what wrt means when not given."""
+        return tuple([i for i, v in enumerate(self.inputs) if v.aval.is_float])
+
     @property
     def input_avals(self) -> dict[str, ShapedArray]:
         return {name: var.aval for name, var in zip(self.input_names, self.inputs)}

@@ -169,7 +169,7 @@ def resolve(fn: Function, op: Operation, options: Options, extra: Any = None) ->
 
 def wrt_positions(fn: Function, wrt: Sequence[str] | None) -> tuple[int, ...]:
     if wrt is None:
-        return tuple([i for i, v in enumerate(fn.inputs) if v.aval.is_float])
+        return fn.floating_positions
     names = list(fn.input_names)
     positions = []
     for name in wrt:
@@ -245,10 +245,13 @@ def _host_array(value: Any, aval: ShapedArray, field: str, name: str | None = No
 
 
 def input_arguments(fn: Function, inputs: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
-    missing = [n for n in fn.input_names if n not in inputs]
-    if missing:
-        raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs")
-    return tuple([_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs)])
+    try:
+        return tuple([_host_array(inputs[name], v.aval, "inputs", name) for name, v in zip(fn.input_names, fn.inputs)])
+    except KeyError:
+        missing = [n for n in fn.input_names if n not in inputs]
+        if not missing:
+            raise
+        raise EngineError(BAD_INPUT, f"missing inputs: {', '.join(missing)}", "/inputs") from None
 
 
 def extra_arguments(fn: Function, op: Operation, positions: tuple[int, ...], extra: Any) -> tuple[np.ndarray, ...]:

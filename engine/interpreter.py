@@ -93,10 +93,8 @@ class Plan:
 
     def run_on_host(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """`run` on host (numpy) arrays, handing back host arrays."""
-        if self.on_host:  # nothing to move: only numpy's scalars become 0-d arrays
-            return [r if type(r) is np.ndarray else np.asarray(r) for r in self.run(arrays)]
-        xp = self.xp
-        return [backend.to_host(r) for r in self.run([backend.to_backend(xp, a) for a in arrays])]
+        arguments = arrays if self.on_host else [backend.to_backend(self.xp, a) for a in arrays]
+        return [backend.to_host(r) for r in self.run(arguments)]
 
 
 def _no_operands(values: list[Any]) -> tuple[()]:

@@ -254,10 +254,14 @@ class Prepared:
     (`derivatives.constantly_seeded_products`) and takes no seeds."""
 
     compiled: interpreter.Plan
-    constant_seeds: bool
     colour_seeds: tuple[tuple[np.ndarray, ...], ...] | None  # a compressed sweep's, per run
     seeded_avals: tuple[Any, ...]  # of the seed inputs of `seeded_products`, for unit vectors
     known: Structure | None  # where the answer is compressed or sparse
+
+    @property
+    def constant_seeds(self) -> bool:
+        """Whether the compiled function has its seeds as constants: one run that takes none."""
+        return self.colour_seeds == ((),)
 
     @property
     def approximate_bytes(self) -> int:
@@ -280,14 +284,14 @@ def prepared(sweep: Sweep, fn: Function, wrt: tuple[int, ...], format: str, back
     seeded = derivatives.seeded_products(fn, wrt, sweep.direction, sweep.batch)
     avals = tuple(v.aval for v in seeded.inputs[len(fn.inputs) :])
     known = structure(fn, wrt, sweep.direction) if sweep.compressed or format != "dense" else None
-    colour_seeds, constant = None, False
+    colour_seeds = None
     if sweep.compressed:
         colour_seeds = _colour_seeds(fn, wrt, sweep.direction, sweep.batch)
         values = _uniform(colour_seeds[0]) if len(colour_seeds) == 1 else None
         if values is not None:
             seeded = derivatives.constantly_seeded_products(fn, wrt, sweep.direction, sweep.batch, values)
-            colour_seeds, constant = ((),), True
-    return Prepared(interpreter.plan(seeded, backend_name), constant, colour_seeds, avals, known)
+            colour_seeds = ((),)
+    return Prepared(interpreter.plan(seeded, backend_name), colour_seeds, avals, known)
 
 
 def _uniform(seeds: tuple[np.ndarray, ...]) -> tuple[float, ...] | None:

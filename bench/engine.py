@@ -26,8 +26,12 @@ from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import Options
 from engine.tracing import trace
 
-# One thread each, as a worker runs (app/worker.py): the engine's BLAS, torch's, and XLA's.
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+# One core each, as a worker runs (app/worker.py: one BLAS thread). torch and the engine's
+# BLAS take a thread count (main); XLA's CPU runtime ignores its thread flags (JAX issues 743,
+# 1539: only an affinity holds it): unpinned, JAX fills a dense 1000x1000 Hessian on both
+# cores of a 2-core machine, at half the time of one. Pinned before JAX starts its pool.
+PINNED_CORE = max(os.sched_getaffinity(0))
+os.sched_setaffinity(0, {PINNED_CORE})
 
 try:
     import jax
@@ -234,6 +238,7 @@ def main() -> None:
     print(
         f"numpy {np.__version__}, torch {torch.__version__} (eager, torch.func for Jacobians and Hessians)"
         + (f", jax {jax.__version__} (jit)" if jax is not None else ", jax not installed")
+        + f"; every column on core {PINNED_CORE} alone"
     )
     header(list(REFERENCES))
     for n in (4, 1_000, 1_000_000):

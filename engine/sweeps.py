@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -83,11 +84,12 @@ class Structure:
 
     pattern: Any
     colours: np.ndarray
-    rows: np.ndarray
     # Where each nonzero is among a sweep's products (one row per seed, flattened): with the
-    # colours' seeds (compressed), or with the basis's (plain).
-    compressed_positions: np.ndarray
-    plain_positions: np.ndarray
+    # colours' seeds (compressed), or with the basis's (plain); and in the dense matrix.
+    # Each a slice where the positions step evenly (a diagonal's), which reads as a view.
+    compressed_positions: slice | np.ndarray
+    plain_positions: slice | np.ndarray
+    dense_positions: slice | np.ndarray
     blocks: tuple[Block, ...]
 
     @cached_property
@@ -97,8 +99,9 @@ class Structure:
 
     @property
     def approximate_bytes(self) -> int:
-        arrays = [self.pattern.indices, self.pattern.indptr, self.colours, self.rows, self.compressed_positions,
-                  self.plain_positions]  # fmt: skip
+        arrays = [self.pattern.indices, self.pattern.indptr, self.colours, self.compressed_positions,
+                  self.plain_positions, self.dense_positions]  # fmt: skip
+        arrays = [a for a in arrays if isinstance(a, np.ndarray)]
         arrays += [a for b in self.blocks for a in (b.indptr, b.rows, b.columns)]
         return sum(a.nbytes for a in arrays) + 512 * (1 + len(self.blocks))
 
@@ -128,22 +131,33 @@ def structure(fn: Function, wrt: tuple[int, ...], direction: str) -> Structure |
     blocks = tuple(_block(rows, pattern.indices, span) for span in _spans(fn, wrt, direction == HESSIAN))
     compressed = _among_products(_SOURCES[direction](pattern, colours), direction, pattern.shape)
     plain = _among_products((rows, pattern.indices), direction, pattern.shape)
-    return Structure(pattern, colours, rows, compressed, plain, blocks)
+    dense = _among_products((rows, pattern.indices), REVERSE, pattern.shape)
+    return Structure(pattern, colours, compressed, plain, dense, blocks)
 
 
-def _among_products(at: tuple[np.ndarray, np.ndarray], direction: str, shape: tuple[int, int]) -> np.ndarray:
+def _among_products(at: tuple[np.ndarray, np.ndarray], direction: str, shape: tuple[int, int]) -> slice | np.ndarray:
     """Flat positions in a sweep's products of the derivative's (row, column) entries `at`: a
     reverse sweep's product is a row of the matrix, a forward (or Hessian) sweep's a column."""
     rows, columns = at
     if direction == REVERSE:
-        return _read_only(rows.astype(np.int64) * shape[1] + columns)
-    return _read_only(columns.astype(np.int64) * shape[0] + rows)
+        return _progression(rows.astype(np.int64) * shape[1] + columns)
+    return _progression(columns.astype(np.int64) * shape[0] + rows)
+
+
+def _progression(positions: np.ndarray) -> slice | np.ndarray:
+    """The positions as a slice where they step evenly upwards, else read-only."""
+    if positions.size == 0:
+        return slice(0, 0)
+    start, step = int(positions[0]), int(positions[1] - positions[0]) if positions.size > 1 else 1
+    if step > 0 and np.array_equal(positions, np.arange(start, start + step * positions.size, step)):
+        return slice(start, start + step * positions.size, step)
+    return _read_only(positions)
 
 
 def _spans(fn: Function, wrt: tuple[int, ...], hessian: bool) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """Each block's rows and columns in the derivative's matrix, in the results' layout
     order: per wrt input for a Jacobian, per pair (a, b) for a Hessian."""
-    offsets = np.cumsum([0] + [fn.inputs[i].aval.size for i in wrt]).tolist()
+    offsets = list(accumulate((fn.inputs[i].aval.size for i in wrt), initial=0))
     ranges = list(zip(offsets, offsets[1:]))
     if hessian:
         return [(across, down) for across in ranges for down in ranges]
@@ -314,11 +328,15 @@ def run(
     """The value, and the derivative's blocks in the results' layout order: per wrt input
     for a Jacobian (output rows, that input's columns), per pair (a, b) for a Hessian."""
     ready = prepared(sweep, fn, wrt, format, backend_name)
-    xp = ready.compiled.xp
-    primals = [backend.to_backend(xp, a) for a in arguments[: len(fn.inputs)]]  # once, for every run
+    compiled = ready.compiled
+    primals = arguments[: len(fn.inputs)]
+    if not compiled.on_host:
+        primals = [backend.to_backend(compiled.xp, a) for a in primals]  # once, for every run
     parts = []
     for index, seeds in enumerate(ready.seed_runs(sweep)):
-        value, *outputs = [backend.to_host(o) for o in ready.compiled.run([*primals, *seeds])]
+        value, *outputs = compiled.run([*primals, *seeds])
+        if not compiled.on_host:
+            value, *outputs = map(backend.to_host, (value, *outputs))
         count = min(sweep.batch, sweep.seeds - index * sweep.batch)
         flat = [o.reshape(sweep.batch, -1)[:count] for o in outputs]
         parts.append(flat[0] if len(flat) == 1 else np.concatenate(flat, axis=1))
@@ -331,11 +349,11 @@ def run(
         matrix = products if sweep.direction == REVERSE else products.T
         return value, _dense_blocks(fn, wrt, sweep.direction == HESSIAN, matrix)
     positions = known.compressed_positions if sweep.compressed else known.plain_positions
-    values = np.ascontiguousarray(products).ravel().take(positions)
+    values = np.ascontiguousarray(products).ravel()[positions]
     if format != "dense":
         return value, [block.sparse(values, format) for block in known.blocks]
     scattered = np.zeros(known.pattern.shape, dtype=values.dtype)
-    scattered[known.rows, known.pattern.indices] = values
+    scattered.ravel()[known.dense_positions] = values
     return value, _dense_blocks(fn, wrt, sweep.direction == HESSIAN, scattered)
 
 

@@ -47,6 +47,13 @@ class Sweep:
     nonzeros: int | None  # of the pattern, where it was computed
     colors: int | None  # of the pattern's colouring in this direction, where it was computed
 
+    def __post_init__(self):
+        object.__setattr__(self, "_hash", hash((self.direction, self.compressed, self.seeds, self.batch)))
+
+    def __hash__(self) -> int:
+        # Every answer's `prepared` lookup hashes its sweep: once per sweep, not once per lookup.
+        return self._hash
+
     @property
     def runs(self) -> int:
         """At least one: an empty derivative still runs once, for the value."""
@@ -290,6 +297,8 @@ class Prepared:
         runs = self.colour_seeds
         if runs is None:
             runs = (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
+        if self.compiled.on_host:
+            return iter(runs)
         return (tuple(backend.to_backend(xp, seed) for seed in run) for run in runs)
 
 

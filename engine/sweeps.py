@@ -48,7 +48,8 @@ class Sweep:
     colors: int | None  # of the pattern's colouring in this direction, where it was computed
 
     def __post_init__(self):
-        object.__setattr__(self, "_hash", hash((self.direction, self.compressed, self.seeds, self.batch)))
+        # Of numbers alone, whose hashes every process agrees on: a sweep is pickled to workers.
+        object.__setattr__(self, "_hash", hash((self.seeds, self.batch, self.compressed)))
 
     def __hash__(self) -> int:
         # Every answer's `prepared` lookup hashes its sweep: once per sweep, not once per lookup.

@@ -11,7 +11,7 @@ import threadpoolctl
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app import middleware, problems, security
+from app import middleware, problems, security, worker
 from app.bodies import BodyReader
 from app.dispatch import Dispatcher
 from app.fastpath import ComputeFastPath
@@ -44,9 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             # The array namespace takes ~70 ms to import; pay it now, not in the first request.
             backend.host()
-            # Small requests computed in this process run as a worker's do, on worker_threads
-            # BLAS threads: OpenBLAS's own threads would spin on every core the server shares.
+            # Small requests computed in this process run as a worker's do: on worker_threads
+            # BLAS threads (OpenBLAS's own threads would spin on every core the server shares),
+            # with the memory one frees kept for the next.
             threadpoolctl.threadpool_limits(limits=settings.worker_threads)
+            worker.keep_freed_memory()
             await pool.start()
             yield
         finally:

@@ -6,6 +6,8 @@ Tasks arrive checked (engine.boundary.prepare); EngineError travels back pickled
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import os
 import resource
@@ -35,12 +37,36 @@ def initialize(backend_name: str, threads: int, memory_bytes: int, cache_bytes: 
     global _backend_name, _counters
     _counters = counters
     threadpoolctl.threadpool_limits(limits=threads)
+    keep_freed_memory()
     TRANSFORMS.max_bytes = cache_bytes
     if memory_bytes and backend_name == "numpy":
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
     backend.namespace(backend_name)
     _backend_name = backend_name
+
+
+# glibc's malloc options (malloc.h); setting one fixes it, and stops glibc adapting the others.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# Freed memory kept at the top of the heap for the next request, and the size from which a
+# block is mapped fresh (glibc's own ceiling for the threshold it adapts).
+KEPT_FREE_BYTES = 64 << 20
+MAPPED_FROM_BYTES = 32 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep the memory a computation frees for the next one, rather than
+    hand it back to the kernel and fault it in again, zeroed, page by page. By default it maps
+    each block past 128 KB fresh and trims the heap's top past twice the largest block freed:
+    a 3-layer MLP's gradient (arrays of 128 and 512 KB) took ~480 page faults a call, a third
+    of its time, in a process that computes nothing else. False where the C library is not
+    glibc (nothing is changed)."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MAPPED_FROM_BYTES) and mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
 
 
 def ping() -> int:

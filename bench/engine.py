@@ -20,6 +20,7 @@ import numpy as np
 import threadpoolctl
 import torch
 
+from app import worker
 from engine import api, boundary, ops
 from engine.ir import Function, ShapedArray
 from engine.limits import DEFAULT_LIMITS, Limits
@@ -235,6 +236,7 @@ def bench_chunked_jacobian() -> None:
 def main() -> None:
     torch.set_num_threads(1)
     threadpoolctl.threadpool_limits(1)
+    worker.keep_freed_memory()  # as a worker's malloc runs, for every column alike
     print(
         f"numpy {np.__version__}, torch {torch.__version__} (eager, torch.func for Jacobians and Hessians)"
         + (f", jax {jax.__version__} (jit)" if jax is not None else ", jax not installed")

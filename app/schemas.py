@@ -418,7 +418,6 @@ class DerivativeResponse(ResponseModel):
 # ---- /v1/trace ----
 
 
-
 class ArraySummary(ResponseModel):
     """An array too large to send whole. Its numbers are JSON numbers whatever the encoding."""
 

@@ -76,13 +76,29 @@ class Pool(Protocol):
     def close(self) -> None: ...
 
 
-class LocalPool:
+class Lanes:
+    """What a pool admits by, the same for every kind of pool: its workers, its capacity, the
+    deadline, and which lane a task takes."""
+
     def __init__(self, settings: Settings):
         self.workers = settings.workers
         self.capacity = settings.workers + settings.queue_size
         self.deadline = settings.deadline_seconds
         self.long_work_operations = settings.long_work_operations
         self.long_work_elements = settings.long_work_elements
+
+    def lane_of(self, task: Task | ProgramTask | TraceTask) -> str:
+        """Long work: a program (only its step budget and the deadline bound its time), or a
+        function whose static cost is large."""
+        if isinstance(task, ProgramTask) or task.estimate is None:
+            return LONG
+        large = task.estimate.operations > self.long_work_operations
+        return LONG if large or task.estimate.total_intermediate > self.long_work_elements else SHORT
+
+
+class LocalPool(Lanes):
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
         context = multiprocessing.get_context("spawn")
         # (done, total) per slot; a job holds one while it runs, and jobs are at most jobs_max_count.
         self._counters = context.RawArray("q", 2 * settings.jobs_max_count)
@@ -108,14 +124,6 @@ class LocalPool:
         pings = [asyncio.wrap_future(self._pool.schedule(worker.ping)) for _ in range(self.workers)]
         await asyncio.gather(*pings)
         self._ready = True
-
-    def lane_of(self, task: Task | ProgramTask | TraceTask) -> str:
-        """Long work: a program (only its step budget and the deadline bound its time), or a
-        function whose static cost is large."""
-        if isinstance(task, ProgramTask) or task.estimate is None:
-            return LONG
-        large = task.estimate.operations > self.long_work_operations
-        return LONG if large or task.estimate.total_intermediate > self.long_work_elements else SHORT
 
     async def submit(
         self,

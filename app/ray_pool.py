@@ -29,7 +29,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from app import worker
 from app.admission import Admission
 from app.errors import DeadlineExceededError, NotReadyError, WorkerCrashedError
-from app.pool import LocalPool, PoolStats
+from app.pool import Lanes, PoolStats
 from app.settings import Settings
 from engine.tasks import Answer, ProgramTask, Progress, Task
 
@@ -58,13 +58,9 @@ class _DiedIdleError(Exception):
     """The actor was dead before it started the task."""
 
 
-class RayPool:
+class RayPool(Lanes):
     def __init__(self, settings: Settings):
-        self.workers = settings.workers
-        self.capacity = settings.workers + settings.queue_size
-        self.deadline = settings.deadline_seconds
-        self.long_work_operations = settings.long_work_operations
-        self.long_work_elements = settings.long_work_elements
+        super().__init__(settings)
         self.address = settings.ray_address
         self._actor_class = ray.remote(WorkerActor).options(
             num_cpus=1, num_gpus=1 if settings.backend == "cupy" else 0, max_restarts=0
@@ -78,8 +74,6 @@ class RayPool:
         self._ready = False
         self._owns_ray = False
         self.restarts: Counter[str] = Counter(deadline=0, crash=0)
-
-    lane_of = LocalPool.lane_of  # the same lanes as the local pool
 
     async def start(self) -> None:
         """Join Ray (the cluster at `ray_address`, or a private instance on this machine when

@@ -1,4 +1,4 @@
-"""An outline of a JSON text, from a few vectorised passes over its bytes (numpy): where each
+"""An outline of a JSON text, from one vectorised pass over its bytes (numpy): where each
 array and object opens and closes, how many values each array holds, and the keys of each
 object, all without building a Python object per value.
 
@@ -23,6 +23,13 @@ _QUOTE, _BACKSLASH, _COMMA, _COLON = b'"', b"\\", b",", b":"
 _OPEN_ARRAY, _OPEN_OBJECT = ord("["), ord("{")
 _CLOSING_MINUS_OPENING = ord("]") - ord("[")  # and ord("}") - ord("{"): both 2
 _LAST_IN_A_NUMBER = ord("e")  # the largest byte of a number (1e-5), a bracket, a comma or whitespace
+# Every byte that may be structure (a bracket, a colon, a quote, a backslash) is a quote or lies
+# past "9"; the bulk of a body of numbers (digits, signs, points, commas, whitespace) does not.
+_LAST_DIGIT = ord("9")
+# The text is sifted a block at a time: two masks of a block stay in the CPU's cache and come
+# from memory the allocator holds, where masks of a whole 2 MB body took fresh pages each time
+# (on the 2-core VM, 0.8 ms of page faults against 0.15 ms of comparisons for 0.8 MB).
+_SIFTED_BYTES = 256 << 10
 MAX_DEPTH = 1024  # orjson's own limit: deeper text is refused by the parser anyway
 
 Path = tuple[str | int, ...]
@@ -40,15 +47,24 @@ class Outline:
     # innermost bracket open there (-1 outside every one).
     container: np.ndarray
     colons: np.ndarray  # positions of the colons outside strings: one after each key
+    # positions of the bytes that no array of numbers holds: quotes, and the bytes past "e"
+    # (an object's braces and every literal, true, false or null, have one)
+    not_numbers: np.ndarray
 
 
 def outline(text: bytes) -> Outline | None:
     """The outline of `text`, or None when its brackets or quotes do not pair up."""
     data = np.frombuffer(text, dtype=np.uint8)
-    quotes = _string_delimiters(data)
+    candidates = _candidates(data)
+    found = data[candidates]
+    is_quote = found == ord(_QUOTE)
+    quotes = _string_delimiters(data, candidates[is_quote], candidates[found == ord(_BACKSLASH)])
     if len(quotes) % 2:
         return None
-    brackets = _outside_strings(quotes, _brackets(data))
+    # With bit 5 set, "[" and "]" read as "{" and "}", which no other byte does.
+    folded = found | 0x20
+    is_bracket = (folded == _OPEN_OBJECT) | (folded == _OPEN_OBJECT + _CLOSING_MINUS_OPENING)
+    brackets = _outside_strings(quotes, candidates[is_bracket])
     kinds = data[brackets]
     opens = (kinds == _OPEN_ARRAY) | (kinds == _OPEN_OBJECT)
     depth = np.cumsum(np.where(opens, 1, -1))  # after each bracket
@@ -68,18 +84,24 @@ def outline(text: bytes) -> Outline | None:
     last_open = np.maximum.accumulate(np.where(opens[by_depth], np.arange(len(brackets)), -1))
     container = np.empty(len(brackets), dtype=np.intp)
     container[by_depth] = np.where(last_open >= 0, by_depth[last_open], -1)
-    colons = _outside_strings(quotes, np.flatnonzero(data == ord(_COLON)))
-    return Outline(text, data, quotes, brackets, kinds, partner, container, colons)
+    colons = _outside_strings(quotes, candidates[found == ord(_COLON)])
+    not_numbers = candidates[is_quote | (found > _LAST_IN_A_NUMBER)]
+    return Outline(text, data, quotes, brackets, kinds, partner, container, colons, not_numbers)
 
 
-def _brackets(data: np.ndarray) -> np.ndarray:
-    """The positions of [ ] { }, strings included. With bit 5 set, a bracket is "{" or "}", past
-    every letter and digit: one pass finds the few bytes that may be one (the brackets, \\ ^ _
-    | ~, DEL and bytes past ASCII), in about half the time of comparing every byte with each
-    bracket."""
-    candidates = np.flatnonzero((data | 0x20) >= _OPEN_OBJECT)
-    folded = data[candidates] | 0x20
-    return candidates[(folded == _OPEN_OBJECT) | (folded == _OPEN_OBJECT + _CLOSING_MINUS_OPENING)]
+def _candidates(data: np.ndarray) -> np.ndarray:
+    """The positions of the quotes and of the bytes past "9", strings included: every byte that
+    may be structure, and the few others (letters, and a number's exponent) that are classified
+    after, among these alone."""
+    past_digits = np.empty(min(len(data), _SIFTED_BYTES), dtype=bool)
+    quote = np.empty_like(past_digits)
+    found = [np.empty(0, dtype=np.intp)]
+    for start in range(0, len(data), _SIFTED_BYTES):
+        block = data[start : start + _SIFTED_BYTES]
+        mask = np.greater(block, _LAST_DIGIT, out=past_digits[: len(block)])
+        mask |= np.equal(block, ord(_QUOTE), out=quote[: len(block)])
+        found.append(np.flatnonzero(mask) + start)
+    return np.concatenate(found)
 
 
 def _outside_strings(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -87,13 +109,12 @@ def _outside_strings(quotes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return positions[np.searchsorted(quotes, positions, side="right") % 2 == 0]
 
 
-def _string_delimiters(data: np.ndarray) -> np.ndarray:
-    quotes = np.flatnonzero(data == ord(_QUOTE))
+def _string_delimiters(data: np.ndarray, quotes: np.ndarray, backslashes: np.ndarray) -> np.ndarray:
+    """The quotes (positions, in order) that no odd run of the backslashes before them escapes."""
     after_backslash = quotes[quotes > 0]
     after_backslash = after_backslash[data[after_backslash - 1] == ord(_BACKSLASH)]
     if not len(after_backslash):
         return quotes
-    backslashes = np.flatnonzero(data == ord(_BACKSLASH))
     run_starts = backslashes[np.diff(backslashes, prepend=-2) != 1]
     run_start = run_starts[np.searchsorted(run_starts, after_backslash - 1, side="right") - 1]
     escaped = after_backslash[(after_backslash - run_start) % 2 == 1]
@@ -134,10 +155,9 @@ def largest_array(outlined: Outline, limit: int) -> tuple[Path, int] | None:
 def number_arrays(outlined: Outline, min_bytes: int) -> list[Path]:
     """The paths of the arrays, values of an object's keys (as a request's arrays are) and at
     least `min_bytes` long with their brackets, that hold numbers alone, or arrays of them:
-    between their brackets, no quote (a string) and no byte past "e" (an object's braces and
-    every literal, true, false or null, have one; numbers, brackets, commas and whitespace do
-    not). Their lists can be read by numpy straight into floats, with no check of each
-    element's type (app.arrays)."""
+    between their brackets, none of `not_numbers` (numbers, brackets, commas and whitespace
+    have no byte past "e"). Their lists can be read by numpy straight into floats, with no
+    check of each element's type (app.arrays)."""
     arrays = np.flatnonzero(outlined.kinds == _OPEN_ARRAY)
     arrays = arrays[arrays > 0]  # an array at the top is no key's value
     parents = outlined.container[arrays - 1]
@@ -146,8 +166,7 @@ def number_arrays(outlined: Outline, min_bytes: int) -> list[Path]:
     return [
         path_to(outlined, array)
         for array, start, stop in zip(*(column[candidates].tolist() for column in (arrays, starts, stops)))
-        if np.searchsorted(outlined.quotes, start) == np.searchsorted(outlined.quotes, stop)
-        and outlined.data[start:stop].max() <= _LAST_IN_A_NUMBER
+        if np.searchsorted(outlined.not_numbers, start) == np.searchsorted(outlined.not_numbers, stop)
     ]
 
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,10 +106,35 @@ def test_the_outline_agrees_with_the_parsed_document(document, space, limit):
     assert jsontext.largest_array(outlined, limit) == first_array_over(document, limit)
 
 
-@given(st.binary(max_size=300))
-def test_the_brackets_are_found_among_any_bytes(text):
-    data = np.frombuffer(text, dtype=np.uint8)
-    assert jsontext._brackets(data).tolist() == [i for i, byte in enumerate(text) if byte in b"[]{}"]
+@given(st.binary(max_size=300), st.integers(1, 64))
+def test_the_candidates_are_found_among_any_bytes_across_blocks(text, block):
+    # Blocks far shorter than the text, so that a candidate falls on every side of their edges.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsontext, "_SIFTED_BYTES", block)
+        found = jsontext._candidates(np.frombuffer(text, dtype=np.uint8))
+    assert found.tolist() == [i for i, byte in enumerate(text) if byte == ord('"') or byte > ord("9")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(VALUES.map(lambda v: Pairs([("top", v)])), st.sampled_from(["", " ", "\n  "]), st.integers(1, 16))
+def test_the_outline_is_the_same_whatever_the_blocks_it_is_sifted_in(document, space, block):
+    text = write(document, space).encode()
+    whole = jsontext.outline(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsontext, "_SIFTED_BYTES", block)
+        in_blocks = jsontext.outline(text)
+    for field in ("quotes", "brackets", "partner", "container", "colons", "not_numbers"):
+        assert getattr(in_blocks, field).tolist() == getattr(whole, field).tolist()
+
+
+def test_a_large_body_of_numbers_is_outlined_across_its_blocks():
+    numbers = np.random.default_rng(0).standard_normal(50_000) * 10.0 ** np.arange(-25, 25).repeat(1_000)
+    text = orjson.dumps({"inputs": {"x": numbers.tolist(), "y": [[1, 2], [3, 4]]}, "s": 'a "quoted" [text]'})
+    assert len(text) > 2 * jsontext._SIFTED_BYTES
+    outlined = jsontext.outline(text)
+    assert jsontext.number_arrays(outlined, 0) == [("inputs", "x"), ("inputs", "y")]
+    assert jsontext.largest_array(outlined, 49_999) == (("inputs", "x"), 50_000)
+    assert jsontext.duplicate_key(outlined) is None
 
 
 def test_text_that_is_not_json_has_no_outline():

@@ -265,9 +265,13 @@ def _options(request: FunctionRequest, dtype: str | None = None) -> Options:
 
 # Prepared on the event loop: an expression or graph this small, of inputs this small (a build
 # is cached; a first build or transform of a function this short takes a few milliseconds).
+# Preparing does little per element (a cast to float32 at most), and computing inline, within
+# `inline_work_elements`, takes a few milliseconds at most on inputs this size (the gradient of
+# a 256x256 matmul, ~2.5 ms): about as long as reading their JSON body in place (app.bodies),
+# where a thread's handoff costs ~0.3-0.5 ms (issue 14: 2*dot(x, x) of 1e5 floats, ~0.1 ms).
 QUICK_SOURCE_CHARS = 500
 QUICK_GRAPH_NODES = 50
-QUICK_INPUT_ELEMENTS = 4_096
+QUICK_INPUT_ELEMENTS = 1 << 17
 
 
 def _quick(function: FunctionSpec, inputs: dict) -> bool:

@@ -79,7 +79,9 @@ class BodyReader:
             if document is not None:
                 return self._validated(document, model)
         outlined = jsontext.outline(text)
-        if outlined is not None:
+        # An array of more values than the limit spans over twice the limit in bytes (a byte
+        # and a comma a value): a body no longer than that holds none.
+        if outlined is not None and len(text) > 2 * self.limits.max_array_elements:
             self._check_array_sizes(outlined)
         try:
             document = orjson.loads(text)

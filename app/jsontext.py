@@ -26,7 +26,15 @@ _LAST_IN_A_NUMBER = ord("e")  # the largest byte of a number (1e-5), a bracket, 
 # Every byte that may be structure (a bracket, a colon, a quote, a backslash) is a quote or lies
 # past "9"; the bulk of a body of numbers (digits, signs, points, commas, whitespace) does not.
 _LAST_DIGIT = ord("9")
-# The text is sifted a block at a time: two masks of a block stay in the CPU's cache and come
+# The text is first looked over in stretches of 4 KiB, by each one's largest and smallest byte
+# (two reductions, about a fifth of the comparisons' time): a stretch whose bytes all lie past
+# '"' and up to "9", as a compact list of numbers' do, holds no candidate and is not sifted.
+_STRETCH_BYTES = 4 << 10
+# Whitespace lies below '"', so that in text spaced out (", ") every stretch may hold one: when
+# these first stretches all may, the text is sifted whole without being looked over (which
+# would add a third to its time).
+_PROBED_STRETCHES = 16
+# The rest is sifted a block at a time: two masks of a block stay in the CPU's cache and come
 # from memory the allocator holds, where masks of a whole 2 MB body took fresh pages each time
 # (on the 2-core VM, 0.8 ms of page faults against 0.15 ms of comparisons for 0.8 MB).
 _SIFTED_BYTES = 256 << 10
@@ -93,6 +101,23 @@ def _candidates(data: np.ndarray) -> np.ndarray:
     """The positions of the quotes and of the bytes past "9", strings included: every byte that
     may be structure, and the few others (letters, and a number's exponent) that are classified
     after, among these alone."""
+    whole = len(data) - len(data) % _STRETCH_BYTES
+    stretches = data[:whole].reshape(-1, _STRETCH_BYTES)
+    if _may_hold(stretches[:_PROBED_STRETCHES]).all():
+        return _sifted(data)
+    held = np.flatnonzero(_may_hold(stretches))
+    found = _sifted(stretches[held].ravel())
+    in_held = held[found // _STRETCH_BYTES] * _STRETCH_BYTES + found % _STRETCH_BYTES
+    return np.concatenate((in_held, _sifted(data[whole:]) + whole))
+
+
+def _may_hold(stretches: np.ndarray) -> np.ndarray:
+    """Whether each stretch (a row) holds a byte past "9" or one no greater than '"'."""
+    return (stretches.max(axis=1) > _LAST_DIGIT) | (stretches.min(axis=1) <= ord(_QUOTE))
+
+
+def _sifted(data: np.ndarray) -> np.ndarray:
+    """The positions of the quotes and of the bytes past "9" in `data`, a block at a time."""
     past_digits = np.empty(min(len(data), _SIFTED_BYTES), dtype=bool)
     quote = np.empty_like(past_digits)
     found = [np.empty(0, dtype=np.intp)]

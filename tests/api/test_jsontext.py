@@ -106,31 +106,55 @@ def test_the_outline_agrees_with_the_parsed_document(document, space, limit):
     assert jsontext.largest_array(outlined, limit) == first_array_over(document, limit)
 
 
-@given(st.binary(max_size=300), st.integers(1, 64))
-def test_the_candidates_are_found_among_any_bytes_across_blocks(text, block):
-    # Blocks far shorter than the text, so that a candidate falls on every side of their edges.
+# Mostly the bytes of compact numbers (which stretches of text skip), with some of the rest.
+NUMBER_BYTES = st.sampled_from(b"0123456789.,-+" * 4 + b'eE"[]{}: \n\\tx\xff')
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.binary(max_size=300), st.lists(NUMBER_BYTES, max_size=300).map(bytes)), st.integers(1, 16),
+       st.integers(0, 4), st.integers(1, 64))  # fmt: skip
+def test_the_candidates_are_found_among_any_bytes_across_stretches_and_blocks(text, stretch, probed, block):
+    # Stretches and blocks far shorter than the text, so that candidates fall on every side of
+    # their edges, and texts of mostly number bytes, so that many stretches are skipped.
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsontext, "_STRETCH_BYTES", stretch)
+        patch.setattr(jsontext, "_PROBED_STRETCHES", probed)
         patch.setattr(jsontext, "_SIFTED_BYTES", block)
         found = jsontext._candidates(np.frombuffer(text, dtype=np.uint8))
     assert found.tolist() == [i for i, byte in enumerate(text) if byte == ord('"') or byte > ord("9")]
 
 
 @settings(max_examples=100, deadline=None)
-@given(VALUES.map(lambda v: Pairs([("top", v)])), st.sampled_from(["", " ", "\n  "]), st.integers(1, 16))
-def test_the_outline_is_the_same_whatever_the_blocks_it_is_sifted_in(document, space, block):
+@given(VALUES.map(lambda v: Pairs([("top", v)])), st.sampled_from(["", " ", "\n  "]), st.integers(1, 16),
+       st.integers(1, 16))  # fmt: skip
+def test_the_outline_is_the_same_whatever_the_stretches_and_blocks_it_is_sifted_in(document, space, stretch, block):
     text = write(document, space).encode()
     whole = jsontext.outline(text)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsontext, "_STRETCH_BYTES", stretch)
         patch.setattr(jsontext, "_SIFTED_BYTES", block)
         in_blocks = jsontext.outline(text)
     for field in ("quotes", "brackets", "partner", "container", "colons", "not_numbers"):
         assert getattr(in_blocks, field).tolist() == getattr(whole, field).tolist()
 
 
+@pytest.mark.parametrize("spaced", [False, True])
+def test_the_candidates_of_a_long_list_of_plain_numbers_are_found(spaced):
+    """Compact, its stretches of numbers alone are skipped; spaced, the text is sifted whole."""
+    numbers = (np.arange(200_000) / 200_000).tolist()
+    text = json.dumps({"x": numbers, "s": '"quoted"'}, separators=(", ", ": ") if spaced else (",", ":")).encode()
+    data = np.frombuffer(text, dtype=np.uint8)
+    found = jsontext._candidates(data)
+    assert found.tolist() == np.flatnonzero((data > ord("9")) | (data == ord('"'))).tolist()
+    assert len(found) < 100
+
+
 def test_a_large_body_of_numbers_is_outlined_across_its_blocks():
     numbers = np.random.default_rng(0).standard_normal(50_000) * 10.0 ** np.arange(-25, 25).repeat(1_000)
     text = orjson.dumps({"inputs": {"x": numbers.tolist(), "y": [[1, 2], [3, 4]]}, "s": 'a "quoted" [text]'})
     assert len(text) > 2 * jsontext._SIFTED_BYTES
+    data = np.frombuffer(text, dtype=np.uint8)
+    assert jsontext._candidates(data).tolist() == np.flatnonzero((data > ord("9")) | (data == ord('"'))).tolist()
     outlined = jsontext.outline(text)
     assert jsontext.number_arrays(outlined, 0) == [("inputs", "x"), ("inputs", "y")]
     assert jsontext.largest_array(outlined, 49_999) == (("inputs", "x"), 50_000)

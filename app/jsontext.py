@@ -1,4 +1,4 @@
-"""An outline of a JSON text, from one vectorised pass over its bytes (numpy): where each
+"""An outline of a JSON text, from a vectorised sift of its bytes (numpy): where each
 array and object opens and closes, how many values each array holds, and the keys of each
 object, all without building a Python object per value.
 

@@ -28,7 +28,7 @@ _LAST_IN_A_NUMBER = ord("e")  # the largest byte of a number (1e-5), a bracket, 
 _LAST_DIGIT = ord("9")
 # The text is first looked over in stretches of 4 KiB, by each one's largest and smallest byte
 # (two reductions, about a fifth of the comparisons' time): a stretch whose bytes all lie past
-# '"' and up to "9", as a compact list of numbers' do, holds no candidate and is not sifted.
+# '"' and up to "9", as a compact list of numbers' do, holds no structure and is not sifted.
 _STRETCH_BYTES = 4 << 10
 # Whitespace lies below '"', so that in text spaced out (", ") every stretch may hold one: when
 # these first stretches all may, the text is sifted whole without being looked over (which
@@ -55,9 +55,6 @@ class Outline:
     # innermost bracket open there (-1 outside every one).
     container: np.ndarray
     colons: np.ndarray  # positions of the colons outside strings: one after each key
-    # positions of the bytes that no array of numbers holds: quotes, and the bytes past "e"
-    # (an object's braces and every literal, true, false or null, have one)
-    not_numbers: np.ndarray
 
 
 def outline(text: bytes) -> Outline | None:
@@ -65,8 +62,7 @@ def outline(text: bytes) -> Outline | None:
     data = np.frombuffer(text, dtype=np.uint8)
     candidates = _candidates(data)
     found = data[candidates]
-    is_quote = found == ord(_QUOTE)
-    quotes = _string_delimiters(data, candidates[is_quote], candidates[found == ord(_BACKSLASH)])
+    quotes = _string_delimiters(data, candidates[found == ord(_QUOTE)], candidates[found == ord(_BACKSLASH)])
     if len(quotes) % 2:
         return None
     # With bit 5 set, "[" and "]" read as "{" and "}", which no other byte does.
@@ -93,14 +89,14 @@ def outline(text: bytes) -> Outline | None:
     container = np.empty(len(brackets), dtype=np.intp)
     container[by_depth] = np.where(last_open >= 0, by_depth[last_open], -1)
     colons = _outside_strings(quotes, candidates[found == ord(_COLON)])
-    not_numbers = candidates[is_quote | (found > _LAST_IN_A_NUMBER)]
-    return Outline(text, data, quotes, brackets, kinds, partner, container, colons, not_numbers)
+    return Outline(text, data, quotes, brackets, kinds, partner, container, colons)
 
 
 def _candidates(data: np.ndarray) -> np.ndarray:
-    """The positions of the quotes and of the bytes past "9", strings included: every byte that
-    may be structure, and the few others (letters, and a number's exponent) that are classified
-    after, among these alone."""
+    """The positions of the bytes that may be structure, strings included: quotes, colons, and
+    those that read as "{" or "}" with bit 5 set (the brackets, and \\ ^ _ | ~, DEL and bytes
+    past ASCII, classified after among these few). Not letters: a long string (base64) holds
+    none but its quotes."""
     whole = len(data) - len(data) % _STRETCH_BYTES
     stretches = data[:whole].reshape(-1, _STRETCH_BYTES)
     if _may_hold(stretches[:_PROBED_STRETCHES]).all():
@@ -112,20 +108,23 @@ def _candidates(data: np.ndarray) -> np.ndarray:
 
 
 def _may_hold(stretches: np.ndarray) -> np.ndarray:
-    """Whether each stretch (a row) holds a byte past "9" or one no greater than '"'."""
+    """Whether each stretch (a row) holds a byte past "9" or one no greater than '"': every
+    candidate is one or the other."""
     return (stretches.max(axis=1) > _LAST_DIGIT) | (stretches.min(axis=1) <= ord(_QUOTE))
 
 
 def _sifted(data: np.ndarray) -> np.ndarray:
-    """The positions of the quotes and of the bytes past "9" in `data`, a block at a time."""
-    past_digits = np.empty(min(len(data), _SIFTED_BYTES), dtype=bool)
-    quote = np.empty_like(past_digits)
+    """The candidates' positions in `data`, a block at a time."""
+    folded = np.empty(min(len(data), _SIFTED_BYTES), dtype=np.uint8)
+    mask, other = np.empty(len(folded), dtype=bool), np.empty(len(folded), dtype=bool)
     found = [np.empty(0, dtype=np.intp)]
     for start in range(0, len(data), _SIFTED_BYTES):
         block = data[start : start + _SIFTED_BYTES]
-        mask = np.greater(block, _LAST_DIGIT, out=past_digits[: len(block)])
-        mask |= np.equal(block, ord(_QUOTE), out=quote[: len(block)])
-        found.append(np.flatnonzero(mask) + start)
+        size = len(block)
+        candidate = np.greater_equal(np.bitwise_or(block, 0x20, out=folded[:size]), _OPEN_OBJECT, out=mask[:size])
+        candidate |= np.equal(block, ord(_QUOTE), out=other[:size])
+        candidate |= np.equal(block, ord(_COLON), out=other[:size])
+        found.append(np.flatnonzero(candidate) + start)
     return np.concatenate(found)
 
 
@@ -180,9 +179,10 @@ def largest_array(outlined: Outline, limit: int) -> tuple[Path, int] | None:
 def number_arrays(outlined: Outline, min_bytes: int) -> list[Path]:
     """The paths of the arrays, values of an object's keys (as a request's arrays are) and at
     least `min_bytes` long with their brackets, that hold numbers alone, or arrays of them:
-    between their brackets, none of `not_numbers` (numbers, brackets, commas and whitespace
-    have no byte past "e"). Their lists can be read by numpy straight into floats, with no
-    check of each element's type (app.arrays)."""
+    between their brackets, no quote (a string) and no byte past "e" (an object's braces and
+    every literal, true, false or null, have one; numbers, brackets, commas and whitespace do
+    not). Their lists can be read by numpy straight into floats, with no check of each
+    element's type (app.arrays)."""
     arrays = np.flatnonzero(outlined.kinds == _OPEN_ARRAY)
     arrays = arrays[arrays > 0]  # an array at the top is no key's value
     parents = outlined.container[arrays - 1]
@@ -191,7 +191,8 @@ def number_arrays(outlined: Outline, min_bytes: int) -> list[Path]:
     return [
         path_to(outlined, array)
         for array, start, stop in zip(*(column[candidates].tolist() for column in (arrays, starts, stops)))
-        if np.searchsorted(outlined.not_numbers, start) == np.searchsorted(outlined.not_numbers, stop)
+        if np.searchsorted(outlined.quotes, start) == np.searchsorted(outlined.quotes, stop)
+        and outlined.data[start:stop].max() <= _LAST_IN_A_NUMBER
     ]
 
 

@@ -4,6 +4,7 @@ whitespace), each check compared with a walk over what orjson and json parse."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -121,7 +122,17 @@ def test_the_candidates_are_found_among_any_bytes_across_stretches_and_blocks(te
         patch.setattr(jsontext, "_PROBED_STRETCHES", probed)
         patch.setattr(jsontext, "_SIFTED_BYTES", block)
         found = jsontext._candidates(np.frombuffer(text, dtype=np.uint8))
-    assert found.tolist() == [i for i, byte in enumerate(text) if byte == ord('"') or byte > ord("9")]
+    assert found.tolist() == [i for i, byte in enumerate(text) if is_candidate(byte)]
+
+
+def is_candidate(byte: int) -> bool:
+    """A quote, a colon, or a byte that reads as "{" or "}" with bit 5 set (brackets, \\ ^ _ | ~,
+    DEL, bytes past ASCII)."""
+    return byte in b'":' or byte | 0x20 >= ord("{")
+
+
+def candidates_of(data: np.ndarray) -> list[int]:
+    return np.flatnonzero((data == ord('"')) | (data == ord(":")) | ((data | 0x20) >= ord("{"))).tolist()
 
 
 @settings(max_examples=100, deadline=None)
@@ -134,7 +145,7 @@ def test_the_outline_is_the_same_whatever_the_stretches_and_blocks_it_is_sifted_
         patch.setattr(jsontext, "_STRETCH_BYTES", stretch)
         patch.setattr(jsontext, "_SIFTED_BYTES", block)
         in_blocks = jsontext.outline(text)
-    for field in ("quotes", "brackets", "partner", "container", "colons", "not_numbers"):
+    for field in ("quotes", "brackets", "partner", "container", "colons"):
         assert getattr(in_blocks, field).tolist() == getattr(whole, field).tolist()
 
 
@@ -145,8 +156,17 @@ def test_the_candidates_of_a_long_list_of_plain_numbers_are_found(spaced):
     text = json.dumps({"x": numbers, "s": '"quoted"'}, separators=(", ", ": ") if spaced else (",", ":")).encode()
     data = np.frombuffer(text, dtype=np.uint8)
     found = jsontext._candidates(data)
-    assert found.tolist() == np.flatnonzero((data > ord("9")) | (data == ord('"'))).tolist()
+    assert found.tolist() == candidates_of(data)
     assert len(found) < 100
+
+
+def test_a_long_string_holds_no_candidates_but_its_quotes():
+    """A base64 array's data: letters, digits, + / and =, none of them structure."""
+    encoded = base64.b64encode(np.random.default_rng(0).bytes(600_000)).decode()
+    text = orjson.dumps({"x": {"dtype": "float64", "shape": [75_000], "data": encoded}})
+    found = jsontext._candidates(np.frombuffer(text, dtype=np.uint8))
+    assert found.tolist() == candidates_of(np.frombuffer(text, dtype=np.uint8))
+    assert len(found) < 40
 
 
 def test_a_large_body_of_numbers_is_outlined_across_its_blocks():
@@ -154,7 +174,7 @@ def test_a_large_body_of_numbers_is_outlined_across_its_blocks():
     text = orjson.dumps({"inputs": {"x": numbers.tolist(), "y": [[1, 2], [3, 4]]}, "s": 'a "quoted" [text]'})
     assert len(text) > 2 * jsontext._SIFTED_BYTES
     data = np.frombuffer(text, dtype=np.uint8)
-    assert jsontext._candidates(data).tolist() == np.flatnonzero((data > ord("9")) | (data == ord('"'))).tolist()
+    assert jsontext._candidates(data).tolist() == candidates_of(data)
     outlined = jsontext.outline(text)
     assert jsontext.number_arrays(outlined, 0) == [("inputs", "x"), ("inputs", "y")]
     assert jsontext.largest_array(outlined, 49_999) == (("inputs", "x"), 50_000)

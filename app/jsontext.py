@@ -27,12 +27,11 @@ _LAST_IN_A_NUMBER = ord("e")  # the largest byte of a number (1e-5), a bracket, 
 # past "9"; the bulk of a body of numbers (digits, signs, points, commas, whitespace) does not.
 _LAST_DIGIT = ord("9")
 # The text is first looked over in stretches of 4 KiB, by each one's largest and smallest byte
-# (two reductions, about a fifth of the comparisons' time): a stretch whose bytes all lie past
-# '"' and up to "9", as a compact list of numbers' do, holds no structure and is not sifted.
+# (two reductions, about a fifth of the sift's time): a stretch whose bytes all lie past '"' and
+# up to "9", as a compact list of numbers' do, holds no structure and is not sifted.
 _STRETCH_BYTES = 4 << 10
 # Whitespace lies below '"', so that in text spaced out (", ") every stretch may hold one: when
-# these first stretches all may, the text is sifted whole without being looked over (which
-# would add a third to its time).
+# these first stretches all may, the text is sifted whole without being looked over.
 _PROBED_STRETCHES = 16
 # The rest is sifted a block at a time: two masks of a block stay in the CPU's cache and come
 # from memory the allocator holds, where masks of a whole 2 MB body took fresh pages each time

@@ -76,7 +76,11 @@ class Settings(BaseSettings):
         "threads costs milliseconds per call",
     )
     worker_memory_bytes: int = Field(
-        8 << 30, ge=0, description="address-space limit of a numpy worker, so a runaway allocation fails (0: none)"
+        8 << 30,
+        ge=0,
+        description="address-space limit of a numpy worker, so a runaway allocation fails (0: none). Each worker and "
+        "API process also keeps up to 64 MiB of the memory its computations free for the next one (glibc's malloc, "
+        "`app.worker.keep_freed_memory`), rather than fault it in again",
     )
     shared_memory_bytes: int = Field(
         64 << 10,

@@ -93,11 +93,8 @@ class Plan:
 
     def run_on_host(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         """`run` on host (numpy) arrays, handing back host arrays."""
-        if self.on_host:
-            # numpy's own results: arrays, or scalars (a full reduction's) made 0-d arrays here,
-            # without backend.to_host's call a result (a small function's run makes few calls)
-            return [r if type(r) is np.ndarray else np.asarray(r) for r in self.run(arrays)]
-        return [backend.to_host(r) for r in self.run([backend.to_backend(self.xp, a) for a in arrays])]
+        arguments = arrays if self.on_host else [backend.to_backend(self.xp, a) for a in arrays]
+        return [backend.to_host(r) for r in self.run(arguments)]
 
 
 def _no_operands(values: list[Any]) -> tuple[()]:

@@ -298,8 +298,6 @@ class Prepared:
         runs = self.colour_seeds
         if runs is None:
             runs = (_split(_unit_vectors(sweep, index * sweep.batch, avals), avals) for index in range(sweep.runs))
-        if self.compiled.on_host:
-            return iter(runs)
         return (tuple(backend.to_backend(xp, seed) for seed in run) for run in runs)
 
 
@@ -339,14 +337,10 @@ def run(
     for a Jacobian (output rows, that input's columns), per pair (a, b) for a Hessian."""
     ready = prepared(sweep, fn, wrt, format, backend_name)
     compiled = ready.compiled
-    primals = arguments[: len(fn.inputs)]
-    if not compiled.on_host:
-        primals = [backend.to_backend(compiled.xp, a) for a in primals]  # once, for every run
+    primals = [backend.to_backend(compiled.xp, a) for a in arguments[: len(fn.inputs)]]  # once, for every run
     parts = []
     for index, seeds in enumerate(ready.seed_runs(sweep)):
-        value, *outputs = compiled.run([*primals, *seeds])
-        if not compiled.on_host:
-            value, *outputs = map(backend.to_host, (value, *outputs))
+        value, *outputs = [backend.to_host(o) for o in compiled.run([*primals, *seeds])]
         count = min(sweep.batch, sweep.seeds - index * sweep.batch)
         flat = [o.reshape(sweep.batch, -1)[:count] for o in outputs]
         parts.append(flat[0] if len(flat) == 1 else np.concatenate(flat, axis=1))

@@ -7,7 +7,6 @@ Tasks arrive checked (engine.boundary.prepare); EngineError travels back pickled
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import dataclasses
 import os
 import resource
@@ -61,10 +60,9 @@ def keep_freed_memory() -> bool:
     a 3-layer MLP's gradient (arrays of 128 and 512 KB) took ~480 page faults a call, a third
     of its time, in a process that computes nothing else. False where the C library is not
     glibc (nothing is changed)."""
-    name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the process runs on, as app.processes finds prctl
+    except AttributeError:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MAPPED_FROM_BYTES) and mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
 

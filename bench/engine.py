@@ -27,13 +27,6 @@ from engine.limits import DEFAULT_LIMITS, Limits
 from engine.operations import Options
 from engine.tracing import trace
 
-# One core each, as a worker runs (app/worker.py: one BLAS thread). torch and the engine's
-# BLAS take a thread count (main); XLA's CPU runtime ignores its thread flags (JAX issues 743,
-# 1539: only an affinity holds it): unpinned, JAX fills a dense 1000x1000 Hessian on both
-# cores of a 2-core machine, at half the time of one. Pinned before JAX starts its pool.
-PINNED_CORE = max(os.sched_getaffinity(0))
-os.sched_setaffinity(0, {PINNED_CORE})
-
 try:
     import jax
     import jax.numpy as jnp
@@ -234,13 +227,20 @@ def bench_chunked_jacobian() -> None:
 
 
 def main() -> None:
+    # One core each, as a worker runs (app/worker.py: one BLAS thread). torch and the engine's
+    # BLAS take a thread count; XLA's CPU runtime ignores its thread flags (JAX issues 743,
+    # 1539: only an affinity holds it): unpinned, JAX fills a dense 1000x1000 Hessian on both
+    # cores of a 2-core machine, at half the time of one. Pinned before JAX's first computation
+    # starts its thread pool (here, not at import: bench.gpu imports this module).
+    core = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
     threadpoolctl.threadpool_limits(1)
     worker.keep_freed_memory()  # as a worker's malloc runs, for every column alike
     print(
         f"numpy {np.__version__}, torch {torch.__version__} (eager, torch.func for Jacobians and Hessians)"
         + (f", jax {jax.__version__} (jit)" if jax is not None else ", jax not installed")
-        + f"; every column on core {PINNED_CORE} alone"
+        + f"; every column on core {core} alone"
     )
     header(list(REFERENCES))
     for n in (4, 1_000, 1_000_000):

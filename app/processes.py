@@ -2,12 +2,12 @@
 
 The parent binds the port (and `metrics_port`'s) and spawns N processes that each accept on
 the shared socket, as uvicorn's own `workers=` does, under the same server protocol
-(`app.server`'s header timeout and connection cap). Each runs the app with its own share of
-the worker pool (the workers split between them, at least one each) and of the bounds on
-connections, queue and handles; each also listens on a private Unix socket in a directory
-only this user can open, where the others forward requests for the state it owns
-(`app.ownership`, `app.forwarding`). The parent restarts a process that dies, and stops them
-all on SIGINT or SIGTERM.
+(`app.server`'s header timeout and connection cap), the connections spread evenly between
+them (`app.balancing`). Each runs the app with its own share of the worker pool (the workers
+split between them, at least one each) and of the bounds on connections, queue and handles;
+each also listens on a private Unix socket in a directory only this user can open, where the
+others forward requests for the state it owns (`app.ownership`, `app.forwarding`). The parent
+restarts a process that dies, and stops them all on SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 import uvicorn
 
 from app import logs, ownership, server
+from app.balancing import ABSENT, Balance, BalancedSocket
 from app.main import create_app
 from app.settings import Settings
 
@@ -59,6 +60,7 @@ def serve(settings: Settings, overrides: dict[str, Any], host: str, port: int, l
     peers = tempfile.mkdtemp(prefix="gradserve-peers-")  # mode 0700: the peer sockets are this user's alone
     context = multiprocessing.get_context("spawn")
     shared = shares(settings, processes)
+    connections = context.RawArray("i", [ABSENT] * processes)  # each process's open connections
 
     def spawn(index: int) -> BaseProcess:
         child = context.Process(
@@ -68,6 +70,7 @@ def serve(settings: Settings, overrides: dict[str, Any], host: str, port: int, l
                 processes,
                 peers,
                 listening,
+                connections,
                 {**overrides, **shared[index]},
                 host,
                 port,
@@ -93,6 +96,7 @@ def serve(settings: Settings, overrides: dict[str, Any], host: str, port: int, l
             for index, child in enumerate(children):
                 if not child.is_alive() and not stopping:
                     log.warning("API process %d exited with code %s; starting another", index, child.exitcode)
+                    connections[index] = ABSENT  # its connections died with it
                     children[index] = spawn(index)
             time.sleep(0.2)
     finally:
@@ -116,18 +120,20 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _child(
-    index: int, processes: int, peers: str, listening: list[socket.socket], overrides: dict[str, Any],
-    host: str, port: int, log_level: str, parent: int,
+    index: int, processes: int, peers: str, listening: list[socket.socket], connections: Any,
+    overrides: dict[str, Any], host: str, port: int, log_level: str, parent: int,
 ) -> None:  # fmt: skip
     _stop_with(parent)
     ownership.configure(index, processes, peers)
     settings = Settings(**overrides)
     logs.configure(settings.log_format, log_level)
+    balance = Balance(connections, index)
     # After `ownership.configure`: the app forwards requests for other processes' ids.
     listeners = server.servers(
-        create_app(settings), settings, host, port, log_level, peer_socket=ownership.peer_socket(index)
+        create_app(settings), settings, host, port, log_level, ownership.peer_socket(index), balance
     )
-    sockets: list[list[socket.socket] | None] = [[sock] for sock in listening] + [None]
+    api, *metrics = listening
+    sockets: list[list[socket.socket] | None] = [[BalancedSocket.wrap(api, balance)], *([s] for s in metrics), None]
     # The parent stops the processes with SIGTERM; Ctrl-C at a terminal reaches them too.
     # uvicorn raises the SIGTERM it caught again once it has stopped: exit through `finally`.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))

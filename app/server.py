@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app import forwarding, main, middleware
+from app.balancing import Balance
 from app.problems import problem
 from app.settings import Settings
 
@@ -31,15 +32,20 @@ class GuardedH11Protocol(H11Protocol):
     deadline in `middleware.RequestMiddleware`, which can still answer 408.)
 
     A connection opened while `max_connections` are open has its request answered by `refusal`
-    (a 503 that closes it), so the connections past the cap live no longer than one request."""
+    (a 503 that closes it), so the connections past the cap live no longer than one request.
+
+    With `balance` (one of several API processes on a shared socket, `app.balancing`), each
+    connection that closes is taken off this process's count of open ones."""
 
     def __init__(
-        self, *args: Any, header_timeout: float, max_connections: int, refusal: ASGIApp, **kwargs: Any
-    ) -> None:
+        self, *args: Any, header_timeout: float, max_connections: int, refusal: ASGIApp,
+        balance: Balance | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout
         self.max_connections = max_connections
         self.refusal = refusal
+        self.balance = balance
         self.header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -56,6 +62,8 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
         super().connection_lost(exc)
+        if self.balance is not None:
+            self.balance.closed()
 
     def _time_headers(self) -> None:
         """Runs the timer while the client owes a request's headers (h11's IDLE: none of the
@@ -115,8 +123,9 @@ def refusal(settings: Settings) -> ASGIApp:
 
 
 def uvicorn_config(
-    app: ASGIApp, settings: Settings, host: str, port: int, log_level: str, **options: Any
-) -> uvicorn.Config:
+    app: ASGIApp, settings: Settings, host: str, port: int, log_level: str, balance: Balance | None = None,
+    **options: Any,
+) -> uvicorn.Config:  # fmt: skip
     """uvicorn's settings for one listener. Logging is `app.logs`'s, whose per-request line
     replaces uvicorn's access log."""
     protocol = functools.partial(
@@ -124,6 +133,7 @@ def uvicorn_config(
         header_timeout=settings.header_timeout_seconds,
         max_connections=settings.max_connections,
         refusal=refusal(settings),
+        balance=balance,
     )
     return uvicorn.Config(
         app, host=host, port=port, http=protocol, server_header=False, log_config=None, log_level=log_level,
@@ -132,11 +142,13 @@ def uvicorn_config(
 
 
 def servers(
-    app: FastAPI, settings: Settings, host: str, port: int, log_level: str, peer_socket: str | None = None
-) -> list[uvicorn.Server]:
-    """The API's server, the metrics' server when `metrics_port` is set, and with `peer_socket`
-    the private listener on which the other API processes forward requests for this one's state."""
-    listeners = [uvicorn.Server(uvicorn_config(app, settings, host, port, log_level))]
+    app: FastAPI, settings: Settings, host: str, port: int, log_level: str, peer_socket: str | None = None,
+    balance: Balance | None = None,
+) -> list[uvicorn.Server]:  # fmt: skip
+    """The API's server (its connections counted in `balance`, where given), the metrics' server
+    when `metrics_port` is set, and with `peer_socket` the private listener on which the other
+    API processes forward requests for this one's state."""
+    listeners = [uvicorn.Server(uvicorn_config(app, settings, host, port, log_level, balance))]
     if settings.metrics_port is not None:
         metrics = main.metrics_app(app.state.metrics)
         config = uvicorn_config(

@@ -81,12 +81,16 @@ def linearize(client: httpx.Client, headers: dict[str, str] | None = None) -> st
     return answer.json()["handle"]["id"]
 
 
+def owner(owned_id: str) -> int:
+    return int(owned_id.split(".")[0].removeprefix("p"))  # "p<owner>.<random>"
+
+
 def test_handles_of_every_process_are_usable_through_any_connection(url):
     with fresh(url) as client:
         handles: dict[int, str] = {}
         for _ in range(200):  # each through a new connection, until every process has made one
             handle = linearize(client)
-            handles.setdefault(int(handle.split(".")[0].removeprefix("p")), handle)  # "p<owner>.<random>"
+            handles.setdefault(owner(handle), handle)
             if len(handles) == PROCESSES:
                 break
         assert sorted(handles) == list(range(PROCESSES)), f"connections landed on processes {sorted(handles)} only"
@@ -110,7 +114,7 @@ def test_jobs_of_every_process_are_readable_and_cancellable_through_any_connecti
             submitted = client.post("/v1/jobs", json=body)
             assert submitted.status_code == 202, submitted.text
             job = submitted.headers["location"].rsplit("/", 1)[1]
-            jobs.setdefault(int(job.split(".")[0].removeprefix("p")), job)  # "p<owner>.<random>"
+            jobs.setdefault(owner(job), job)
             if len(jobs) == PROCESSES:
                 break
         assert sorted(jobs) == list(range(PROCESSES)), f"connections landed on processes {sorted(jobs)} only"
@@ -137,6 +141,18 @@ def test_a_forwarded_answer_keeps_the_callers_request_id_and_headers(url):
             assert answer.headers.get_list("content-length") == [str(len(answer.content))]
 
 
+def test_connections_kept_open_are_spread_evenly_over_the_processes(url):
+    for _ in range(3):
+        clients = [httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=1)) for _ in range(8)]
+        try:  # each client's one connection, opened by its first request and kept open
+            owners = [owner(linearize(client)) for client in clients]
+            assert sorted(owners.count(index) for index in range(PROCESSES)) == [4, 4], owners
+            assert [owner(linearize(client)) for client in clients] == owners  # the same connections
+        finally:
+            for client in clients:
+                client.close()
+
+
 def test_health_and_metrics_answer_from_any_process(url):
     with fresh(url) as client:
         answered = set()
@@ -152,7 +168,7 @@ def test_health_and_metrics_answer_from_any_process(url):
 
 def owners_answering(url: str) -> set[int]:
     with fresh(url) as client:
-        return {int(linearize(client).split(".")[0].removeprefix("p")) for _ in range(30)}
+        return {owner(linearize(client)) for _ in range(30)}
 
 
 def test_an_api_process_that_dies_is_replaced(server):

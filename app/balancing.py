@@ -11,7 +11,7 @@ stopped or dead delays a connection by no more than that.
 
 Each process's count of open connections lives in one shared array (`counts`), written only by
 that process (and by the parent, which marks a dead one's slot as absent before it starts
-another); a slot is absent (-1) until its process is first woken to accept.
+another); a slot is absent (-1) until its process starts serving (asyncio then calls `listen`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ class Balance:
 
     def holds_back(self) -> bool:
         """Whether a waiting connection is left for a less loaded process to take."""
-        if self.counts[self.index] == ABSENT:  # serving from now on: the others count it as a peer
-            self.counts[self.index] = 0
         mine = self.counts[self.index]
         others = [count for i, count in enumerate(self.counts) if i != self.index and count != ABSENT]
         if not others or mine <= min(others):
@@ -58,6 +56,10 @@ class Balance:
         self.held_since = None
         return False
 
+    def serving(self) -> None:
+        """From now on the others count this process as a peer."""
+        self.counts[self.index] = 0
+
     def opened(self) -> None:
         self.counts[self.index] += 1
 
@@ -66,9 +68,10 @@ class Balance:
 
 
 class BalancedSocket(socket.socket):
-    """The shared listening socket as one process accepts from it: asyncio's accept loop calls
-    `accept`, which answers "nothing waiting" while `balance` holds back, and counts what it takes.
-    (An event loop that accepts on the descriptor itself, as uvloop does, accepts unbalanced.)"""
+    """The shared listening socket as one process serves it: asyncio calls `listen` as the server
+    starts, and `accept` in its accept loop, which answers "nothing waiting" while `balance`
+    holds back, and counts what it takes. (An event loop that works on the descriptor itself,
+    as uvloop does, accepts unbalanced.)"""
 
     balance: Balance
 
@@ -78,6 +81,10 @@ class BalancedSocket(socket.socket):
         wrapped = cls(listening.family, listening.type, listening.proto, fileno=listening.detach())
         wrapped.balance = balance
         return wrapped
+
+    def listen(self, backlog: int = socket.SOMAXCONN) -> None:
+        super().listen(backlog)
+        self.balance.serving()
 
     def accept(self) -> tuple[socket.socket, Any]:
         if self.balance.holds_back():

@@ -47,10 +47,10 @@ def test_a_hold_ends_after_hold_seconds_and_the_next_connection_gets_a_hold_of_i
     assert balance.holds_back()
 
 
-def test_a_process_is_counted_once_it_is_first_woken_and_as_its_connections_open_and_close():
+def test_a_process_is_counted_once_it_serves_and_as_its_connections_open_and_close():
     counts = [ABSENT, 3]
     balance = Balance(counts, 0)
-    assert not balance.holds_back()
+    balance.serving()
     assert counts == [0, 3]
     balance.opened()
     balance.opened()
@@ -67,6 +67,8 @@ def test_balanced_sockets_on_one_listening_socket_spread_the_connections():
     second = BalancedSocket.wrap(listening, Balance(counts, 1))
     for wrapped in (first, second):
         wrapped.setblocking(False)  # as asyncio has it
+        wrapped.listen()  # as the server starts: the other counts it from now on
+    assert counts == [0, 0]
     clients, accepted = [], []
     try:
         for expected in (first, second, first, second):

@@ -142,6 +142,9 @@ def test_a_forwarded_answer_keeps_the_callers_request_id_and_headers(url):
 
 
 def test_connections_kept_open_are_spread_evenly_over_the_processes(url):
+    deadline = time.monotonic() + 60
+    while owners_answering(url) != set(range(PROCESSES)):  # until every process serves
+        assert time.monotonic() < deadline, "an API process never started serving"
     for _ in range(3):
         clients = [httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=1)) for _ in range(8)]
         try:  # each client's one connection, opened by its first request and kept open
